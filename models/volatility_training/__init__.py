@@ -1,0 +1,1 @@
+"""Training, labelling and evaluation of the volatility models."""

@@ -1,0 +1,1 @@
+"""Scoring feature vectors with ONNX models through onnxruntime."""

@@ -1,0 +1,237 @@
+"""The Kafka-mode services (`ingest`, `featurize`, `consume`), `replay` and `kafka init`.
+
+Each command builds its settings from the environment, configures JSON logs, installs signal
+handlers, serves /metrics, /healthz and /readyz on METRICS_PORT, and runs its loop until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from volatility.bus.kafka import KafkaBus
+    from volatility.runtime import Health
+
+log = logging.getLogger(__name__)
+
+_ENV_NOTE = (
+    "Kafka settings come from KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL, "
+    "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD; logging from LOG_LEVEL "
+    "and LOG_FORMAT (json|text); health and metrics are served on METRICS_PORT."
+)
+
+
+def _common(parser: argparse.ArgumentParser, extra: str = "") -> None:
+    parser.epilog = " ".join(s for s in (_ENV_NOTE, extra) if s)
+
+
+def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(
+        parser,
+        "Exchange settings: INGEST_WS_URL, INGEST_PRODUCTS (comma-separated), "
+        "INGEST_STALE_AFTER_SECONDS.",
+    )
+
+
+def add_featurize_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+
+
+def add_consume_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser, "The model comes from MODEL_VARIANT (baseline|ml) and MODEL_DIR.")
+
+
+def _start(service: str) -> tuple[threading.Event, Health]:
+    from volatility.runtime import (
+        Health,
+        configure_logging,
+        install_signal_handlers,
+        serve_health_and_metrics,
+    )
+    from volatility.settings import RuntimeSettings
+
+    runtime = RuntimeSettings()
+    configure_logging(runtime, service)
+    stop = install_signal_handlers()
+    health = Health()
+    serve_health_and_metrics(runtime.metrics_port, health)
+    return stop, health
+
+
+def _kafka_bus(topics: tuple[str, ...]) -> KafkaBus:
+    from volatility.bus.kafka import KafkaBus
+    from volatility.settings import KafkaSettings
+
+    bus = KafkaBus(KafkaSettings())
+    bus.check_topics(topics)
+    return bus
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from volatility.bus.kafka import BusUnavailableError
+    from volatility.exchange.client import ClientConfig, ExchangeClient
+    from volatility.loops import TickPublisher
+    from volatility.names import TOPIC_TICKS
+    from volatility.settings import IngestSettings
+
+    stop, health = _start("ingest")
+    settings = IngestSettings()
+    try:
+        bus = _kafka_bus((TOPIC_TICKS,))
+    except BusUnavailableError as exc:
+        log.error(str(exc))
+        return 2
+    publisher = TickPublisher(bus)
+    client = ExchangeClient(
+        ClientConfig(
+            url=settings.ws_url,
+            products=settings.products,
+            stale_after=settings.stale_after_seconds,
+        )
+    )
+    health.set_ready(True)
+    try:
+        client.run(stop, publisher.on_frame)
+    finally:
+        bus.close()
+    return 0
+
+
+def run_featurize(args: argparse.Namespace) -> int:
+    from volatility.bus.kafka import BusUnavailableError
+    from volatility.loops import run_featurizer
+    from volatility.names import TOPIC_DEADLETTER, TOPIC_FEATURES, TOPIC_TICKS
+
+    stop, health = _start("featurizer")
+    try:
+        bus = _kafka_bus((TOPIC_TICKS, TOPIC_FEATURES, TOPIC_DEADLETTER))
+    except BusUnavailableError as exc:
+        log.error(str(exc))
+        return 2
+    run_featurizer(bus, stop, health)
+    return 0
+
+
+def run_consume(args: argparse.Namespace) -> int:
+    from volatility.bus.kafka import BusUnavailableError
+    from volatility.loops import run_consumer
+    from volatility.names import TOPIC_DEADLETTER, TOPIC_FEATURES, TOPIC_PREDICTIONS
+    from volatility.scoring.contract import ModelContractError
+    from volatility.scoring.model import Model
+    from volatility.settings import ModelSettings
+    from volatility.stages import ScoreStage
+
+    stop, health = _start("consumer")
+    settings = ModelSettings()
+    try:
+        model = Model.load(settings.dir, settings.variant)
+    except (FileNotFoundError, ModelContractError) as exc:
+        log.error(str(exc))
+        return 2
+    try:
+        bus = _kafka_bus((TOPIC_FEATURES, TOPIC_PREDICTIONS, TOPIC_DEADLETTER))
+    except BusUnavailableError as exc:
+        log.error(str(exc))
+        return 2
+    log.info(
+        "model loaded", extra={"variant": model.contract.variant, "version": model.contract.version}
+    )
+    run_consumer(bus, ScoreStage(model), stop, health)
+    return 0
+
+
+def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", type=Path, help="NDJSON recordings or captures")
+    parser.add_argument(
+        "--to-kafka",
+        action="store_true",
+        help="publish to the ticks topic (KAFKA_* settings); default: JSON lines on stdout",
+    )
+    parser.add_argument(
+        "--speed", default="max", help="event-time speed: 1, 10, ... or max (default)"
+    )
+    _common(parser)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from volatility.exchange.recordings import iter_ticks
+    from volatility.messages import encode_tick
+    from volatility.pacing import Pacer, parse_speed
+
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError as exc:
+        print(f"--speed: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        print(f"no such file: {', '.join(missing)}", file=sys.stderr)  # noqa: T201
+        return 2
+    stop = threading.Event()
+    if args.to_kafka:
+        from volatility.bus.kafka import BusUnavailableError
+        from volatility.loops import TickPublisher
+        from volatility.names import TOPIC_TICKS
+        from volatility.runtime import install_signal_handlers
+
+        stop = install_signal_handlers()
+        try:
+            bus = _kafka_bus((TOPIC_TICKS,))
+        except BusUnavailableError as exc:
+            print(str(exc), file=sys.stderr)  # noqa: T201
+            return 2
+        publisher = TickPublisher(bus)
+    pacer = Pacer(speed, stop)
+    count = 0
+    out = sys.stdout.buffer
+    for tick in iter_ticks(args.files):
+        if not pacer.wait_for(tick.event_time):
+            break
+        if args.to_kafka:
+            publisher.publish([tick])
+        else:
+            out.write(encode_tick(tick) + b"\n")
+        count += 1
+    if args.to_kafka:
+        pending = bus.flush(60.0)
+        print(json.dumps({"published": count, "unacknowledged": pending}), file=sys.stderr)  # noqa: T201
+        return 1 if pending or bus.delivery_errors else 0
+    out.flush()
+    return 0
+
+
+def add_kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="kafka_command", required=True, metavar="ACTION")
+    init = sub.add_parser(
+        "init",
+        help="create the pipeline's topics (idempotent)",
+        description="Create the pipeline's topics; existing ones are left as they are.",
+    )
+    init.epilog = _ENV_NOTE + (
+        " Partitions, replication and retention come from "
+        "KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION_FACTOR and KAFKA_TOPIC_RETENTION_MS."
+    )
+    init.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the broker")
+
+
+def run_kafka(args: argparse.Namespace) -> int:
+    from volatility.bus.admin import create_topics
+    from volatility.bus.kafka import BusUnavailableError
+    from volatility.runtime import configure_logging
+    from volatility.settings import KafkaSettings, RuntimeSettings
+
+    configure_logging(RuntimeSettings(), "kafka-init")
+    try:
+        outcome = create_topics(KafkaSettings(), timeout=args.timeout)
+    except BusUnavailableError as exc:
+        log.error(str(exc))
+        return 2
+    for topic, result in outcome.items():
+        log.info("topic %s", result, extra={"topic": topic})
+    return 0

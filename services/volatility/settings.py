@@ -1,0 +1,77 @@
+"""Settings read from the environment, one object per service, built in the service's main."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from volatility.names import COINBASE_WS_URL, DEFAULT_PRODUCTS, VariantName
+
+# Shipped models: models/artifacts in a checkout; images set MODEL_DIR.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "artifacts"
+
+
+class KafkaSettings(BaseSettings):
+    """Connection to the Kafka cluster (one broker in tests, any cluster in production)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    client_id: str = "volatility"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+
+    def client_config(self) -> dict[str, str | int | float | bool]:
+        conf: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "client.id": self.client_id,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            conf["sasl.password"] = self.sasl_password
+        return conf
+
+
+class RuntimeSettings(BaseSettings):
+    """What every service shares: logging and the metrics/health port."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    metrics_port: int = Field(default=9000, ge=0, le=65535)
+
+
+class IngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True)
+
+    ws_url: str = COINBASE_WS_URL
+    # Comma-separated in the environment: INGEST_PRODUCTS=BTC-USD,ETH-USD
+    products: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PRODUCTS
+    stale_after_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("products", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+
+class ModelSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODEL_", frozen=True)
+
+    variant: VariantName = "baseline"
+    dir: Path = DEFAULT_MODEL_DIR

@@ -1,0 +1,31 @@
+"""The tick: one top-of-book observation of one product at one exchange event time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A validated ticker update.
+
+    ``event_time`` is the exchange's timestamp in seconds since the Unix epoch (UTC); all windows
+    are in event time so that replaying a recording gives exactly what live streaming gave.
+    """
+
+    product_id: str
+    event_time: float
+    price: float
+    best_bid: float
+    best_ask: float
+    sequence_num: int | None = None
+    volume_24h: float | None = None
+
+    @property
+    def mid(self) -> float:
+        return 0.5 * (self.best_bid + self.best_ask)
+
+    @property
+    def spread_bps(self) -> float:
+        mid = self.mid
+        return (self.best_ask - self.best_bid) / mid * 1e4

@@ -1,0 +1,90 @@
+"""The live terminal view of `volatility up` (rich)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from volatility.features import FEATURE_NAMES
+
+if TYPE_CHECKING:
+    from volatility.local import EmbeddedPipeline
+
+SHOWN_FEATURES = ("rv_10s", "rv_60s", "rv_300s", "tick_rate_60s", "spread_mean_60s", "vol_ratio_10_60")
+
+
+def _clock(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S")
+
+
+def render(pipeline: EmbeddedPipeline, api: str) -> Group:
+    s = pipeline.state
+    contract = pipeline.model.contract
+    simulated = s.source != "live"
+    banner = Text.assemble(
+        ("SOURCE ", "bold"),
+        (s.source.upper(), "bold black on yellow" if simulated else "bold black on green"),
+        "  ",
+        (s.source_detail, "yellow" if simulated else "green"),
+    )
+    header = Text.assemble(
+        banner,
+        f"\nmodel {contract.variant} v{contract.version} (threshold {contract.threshold:.3f})",
+        f"   API {api}   uptime {time.monotonic() - s.started:,.0f} s",
+    )
+    latest = pipeline.recent.latest()
+    table = Table(expand=True)
+    for col in ("product", "ticks/s", "ticks", "price", *SHOWN_FEATURES, "score", "spike", "at"):
+        table.add_column(col, justify="right" if col != "product" else "left")
+    with s.lock:
+        products = sorted(set(s.ticks) | set(pipeline.products))
+        vectors = dict(s.vectors)
+        ticks = dict(s.ticks)
+        prices = dict(s.last_price)
+        counts = (s.n_vectors, s.n_predictions, s.n_spikes)
+    for p in products:
+        vec = vectors.get(p)
+        feats = vec.as_dict() if vec else {}
+        pred = latest.get(p)
+        table.add_row(
+            p,
+            f"{s.ticks_per_second(p):.1f}",
+            f"{ticks.get(p, 0):,}",
+            f"{prices[p]:,.2f}" if p in prices else "-",
+            *(f"{feats[n]:.3f}" if n in feats else "warming up" for n in SHOWN_FEATURES),
+            f"{pred.score:.3f}" if pred else "-",
+            Text("SPIKE", "bold white on red") if pred and pred.spike else Text("-"),
+            _clock(pred.event_time) if pred else "-",
+        )
+    spikes = pipeline.recent.spikes()[-5:]
+    spike_lines = Text("\n".join(
+        f"{_clock(x.event_time)}  {x.product_id}  score {x.score:.3f}" for x in reversed(spikes)
+    ) or "none yet")
+    footer = Text(
+        f"feature vectors {counts[0]:,}   predictions {counts[1]:,}   spikes {counts[2]:,}   "
+        f"({len(FEATURE_NAMES)} features; vectors need 60 s of history)   Ctrl-C to stop"
+    )
+    return Group(
+        Panel(header, title="volatility"),
+        table,
+        Panel(spike_lines, title="latest spikes"),
+        footer,
+    )
+
+
+def run_view(
+    pipeline: EmbeddedPipeline, stop: threading.Event, deadline: float | None, api: str
+) -> None:
+    with Live(render(pipeline, api), refresh_per_second=2, screen=False) as live:
+        while not stop.wait(0.5):
+            live.update(render(pipeline, api))
+            if deadline is not None and time.monotonic() >= deadline:
+                return
