@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck bench venv clean
+.PHONY: help run test infra lint bench venv clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -23,10 +23,15 @@ venv: $(STAMP) ## Create the virtual environment and install the project with ev
 run: $(STAMP) ## Run the whole pipeline locally in one process (API on :8000)
 	$(BIN)/volatility up
 
-test: $(STAMP) ## Run every test tier: unit, real Kafka broker, real Kubernetes control plane
+test: $(STAMP) infra ## Run every test tier: unit, real Kafka broker, real Kubernetes control plane
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+infra: ## Provision the real test components (cached in ~/.cache/volatility): helm, kubectl, Kafka, Kubernetes
+	bash tests/infra/provision-tools.sh
+	bash tests/infra/provision-kafka.sh
+	bash tests/infra/provision-k8s.sh
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
@@ -38,3 +43,55 @@ bench: $(STAMP) ## Benchmarks: feature engine and embedded pipeline throughput
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# --- images and kind ---
+# The kind walkthrough: make kind-up images kind-load deploy smoke (needs Docker, kind, kubectl, helm).
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
+IMAGE_TARGETS := ingest featurizer consumer api
+KIND ?= kind
+KUBECTL ?= kubectl
+HELM ?= helm
+KIND_CLUSTER ?= volatility
+KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
+NAMESPACE ?= volatility
+RELEASE ?= volatility
+INGRESS_NGINX_VERSION ?= controller-v1.13.2
+INGRESS_NGINX_MANIFEST ?= https://raw.githubusercontent.com/kubernetes/ingress-nginx/$(INGRESS_NGINX_VERSION)/deploy/static/provider/kind/deploy.yaml
+SMOKE_URL ?= http://localhost
+
+.PHONY: images kind-up kind-load deploy smoke kind-down
+
+images: ## Build the images volatility-<target>:<version> for ingest, featurizer, consumer, api
+	@set -e; for t in $(IMAGE_TARGETS); do \
+	  echo "building volatility-$$t:$(VERSION)"; \
+	  docker build -f services/Dockerfile --target $$t --build-arg VERSION=$(VERSION) \
+	    -t volatility-$$t:$(VERSION) . ; \
+	done
+
+kind-up: ## Create the kind cluster (kind-config.yaml) and install the ingress-nginx controller
+	$(KIND) create cluster --config kind-config.yaml --name $(KIND_CLUSTER)
+	$(KUBECTL) --context $(KUBE_CONTEXT) apply -f $(INGRESS_NGINX_MANIFEST)
+	$(KUBECTL) --context $(KUBE_CONTEXT) -n ingress-nginx rollout status deployment/ingress-nginx-controller --timeout=300s
+
+kind-load: ## Load the built images into the kind node
+	$(KIND) load docker-image --name $(KIND_CLUSTER) $(foreach t,$(IMAGE_TARGETS),volatility-$(t):$(VERSION))
+
+deploy: ## helm upgrade --install the chart into kind (restricted namespace, Ingress on localhost)
+	$(KUBECTL) --context $(KUBE_CONTEXT) create namespace $(NAMESPACE) --dry-run=client -o yaml \
+	  | $(KUBECTL) --context $(KUBE_CONTEXT) apply -f -
+	$(KUBECTL) --context $(KUBE_CONTEXT) label --overwrite namespace $(NAMESPACE) \
+	  pod-security.kubernetes.io/enforce=restricted
+	$(HELM) upgrade --install $(RELEASE) charts/volatility --kube-context $(KUBE_CONTEXT) \
+	  --namespace $(NAMESPACE) --set-string image.tag=$(VERSION) --set ingress.enabled=true \
+	  --wait --timeout 10m
+
+smoke: ## Ask the API for a prediction through the ingress on localhost
+	curl -fsS --retry 30 --retry-delay 2 --retry-all-errors $(SMOKE_URL)/ready
+	@echo
+	@body="$$(curl -fsS $(SMOKE_URL)/version | python3 -c 'import json, sys; names = json.load(sys.stdin)["feature_names"]; print(json.dumps({"rows": [dict.fromkeys(names, 0.0)]}))')" \
+	  && curl -fsS -X POST -H 'Content-Type: application/json' -d "$$body" $(SMOKE_URL)/predict
+	@echo
+
+kind-down: ## Delete the kind cluster
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+# --- end images and kind ---

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,18 +46,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto (default): the live Coinbase feed, or the simulator when it is unreachable",
     )
-    parser.add_argument("--replay", nargs="+", type=Path, metavar="FILE",
-                        help="replay recordings through the simulator instead")
+    parser.add_argument(
+        "--replay",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="replay recordings through the simulator instead",
+    )
     parser.add_argument("--speed", default="1", help="replay speed: 1, 10, ... or max (default 1)")
     parser.add_argument("--seed", type=int, default=7, help="synthetic simulator seed (default 7)")
     parser.add_argument("--products", default="BTC-USD,ETH-USD", help="comma-separated products")
     parser.add_argument("--url", default=None, help="exchange WebSocket URL (default: Coinbase)")
-    parser.add_argument("--variant", choices=("baseline", "ml"), default=None,
-                        help="model variant (default: MODEL_VARIANT or baseline)")
-    parser.add_argument("--duration", type=float, default=None,
-                        help="stop after this many seconds (default: run until Ctrl-C)")
-    parser.add_argument("--no-view", action="store_true",
-                        help="print a JSON summary every few seconds instead of the live view")
+    parser.add_argument(
+        "--variant",
+        choices=("baseline", "ml"),
+        default=None,
+        help="model variant (default: MODEL_VARIANT or baseline)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--no-view",
+        action="store_true",
+        help="print a JSON summary every few seconds instead of the live view",
+    )
 
 
 @dataclass
@@ -128,6 +145,7 @@ class EmbeddedPipeline:
         state: LiveState | None = None,
         api_host: str = "127.0.0.1",
         api_port: int | None = 8000,
+        on_prediction: Callable[[Prediction], object] | None = None,
     ) -> None:
         from volatility.bus.memory import MemoryBus
         from volatility.recent import RecentPredictions
@@ -146,6 +164,7 @@ class EmbeddedPipeline:
         self.health = {name: Health() for name in ("featurizer", "consumer")}
         self.tick_source = tick_source
         self.api_host, self.api_port = api_host, api_port
+        self._on_prediction = on_prediction
         self.client: ExchangeClient | None = None
         self._threads: list[threading.Thread] = []
         self._server: Any = None
@@ -163,14 +182,31 @@ class EmbeddedPipeline:
         def on_prediction(pred: Prediction) -> None:
             self.recent.add(pred)
             self.state.on_prediction(pred)
+            if self._on_prediction is not None:
+                self._on_prediction(pred)
 
         self.client = ExchangeClient(ClientConfig(url=self.url, products=self.products))
         client = self.client
         # Subscribers first, so no tick is published before its consumers exist.
-        self._spawn("featurizer", run_featurizer, self.bus, self.stop_event,
-                    self.health["featurizer"], on_vector=self.state.on_vector, poll_timeout=0.2)
-        self._spawn("consumer", run_consumer, self.bus, self.stage, self.stop_event,
-                    self.health["consumer"], on_prediction=on_prediction, poll_timeout=0.2)
+        self._spawn(
+            "featurizer",
+            run_featurizer,
+            self.bus,
+            self.stop_event,
+            self.health["featurizer"],
+            on_vector=self.state.on_vector,
+            poll_timeout=0.2,
+        )
+        self._spawn(
+            "consumer",
+            run_consumer,
+            self.bus,
+            self.stage,
+            self.stop_event,
+            self.health["consumer"],
+            on_prediction=on_prediction,
+            poll_timeout=0.2,
+        )
         for health in self.health.values():
             deadline = time.monotonic() + 10
             while not health.ready and time.monotonic() < deadline:
@@ -191,11 +227,15 @@ class EmbeddedPipeline:
         from volatility.api.settings import ApiSettings
 
         app = create_app(
-            ApiSettings(model_dir=self.model.info.path.parent.parent, variant=self.model.contract.variant),
+            ApiSettings(
+                model_dir=self.model.info.path.parent.parent, variant=self.model.contract.variant
+            ),
             tick_source=self.tick_source,
             recent=self.recent,
         )
-        config = uvicorn.Config(app, host=self.api_host, port=self.api_port or 0, log_level="warning")
+        config = uvicorn.Config(
+            app, host=self.api_host, port=self.api_port or 0, log_level="warning"
+        )
         self._server = uvicorn.Server(config)
         self._spawn("api", self._server.run)
         deadline = time.monotonic() + 15
@@ -222,7 +262,9 @@ def _start_simulator(args: argparse.Namespace, products: tuple[str, ...]) -> Sim
         speed = parse_speed(args.speed)
         source = replay_source(args.replay, products=products)
         return start_simulator(source, speed=speed or None, timestamps="shift")
-    source = synthetic_source(args.seed, products, start_time=time.time() - SIMULATOR_PREROLL_SECONDS)
+    source = synthetic_source(
+        args.seed, products, start_time=time.time() - SIMULATOR_PREROLL_SECONDS
+    )
     return start_simulator(source, speed=1.0, timestamps="keep", preroll=SIMULATOR_PREROLL_SECONDS)
 
 
@@ -242,7 +284,9 @@ def run(args: argparse.Namespace) -> int:
             source, state.source_detail = "live", url
         else:
             source = "simulator"
-            state.source_detail = f"{url} unreachable within {LIVE_PROBE_SECONDS:.0f} s: SIMULATED TICKS"
+            state.source_detail = (
+                f"{url} unreachable within {LIVE_PROBE_SECONDS:.0f} s: SIMULATED TICKS"
+            )
     if source in ("simulator", "replay"):
         simulator = _start_simulator(args, products)
         url = simulator.url
