@@ -1,0 +1,93 @@
+"""The simulator's side of the protocol, seen by a bare WebSocket client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import websocket
+
+from volatility.exchange.protocol import Frame, parse_frame, subscribe_messages
+from volatility.exchange.simulator import start_simulator, synthetic_source
+from volatility.ticks import Tick
+
+from .conftest import WAIT_S
+
+
+@contextmanager
+def _socket(url: str) -> Iterator[websocket.WebSocket]:
+    ws = websocket.create_connection(url, timeout=WAIT_S)
+    try:
+        yield ws
+    finally:
+        ws.close(timeout=1.0)
+
+
+def _read(ws: websocket.WebSocket, count: int) -> list[Frame]:
+    return [parse_frame(ws.recv()) for _ in range(count)]
+
+
+def _first_ticks(seed: int, count: int) -> list[tuple[str, float, float, float, float]]:
+    source = synthetic_source(seed)
+    ticks: list[Tick] = []
+    with (
+        start_simulator(source, speed=None, timestamps="keep") as sim,
+        _socket(sim.url) as ws,
+    ):
+        for message in subscribe_messages(["BTC-USD", "ETH-USD"], ["ticker"]):
+            ws.send(message)
+        while len(ticks) < count:
+            ticks.extend(parse_frame(ws.recv()).ticks)
+    return [(t.product_id, t.event_time, t.price, t.best_bid, t.best_ask) for t in ticks[:count]]
+
+
+def test_same_seed_same_frames_over_the_wire() -> None:
+    first = _first_ticks(21, 400)
+    assert first == _first_ticks(21, 400)
+    assert first != _first_ticks(22, 400)
+
+
+def test_acknowledgements_sequence_numbers_and_snapshots() -> None:
+    with start_simulator(synthetic_source(4), speed=None) as sim, _socket(sim.url) as ws:
+        ws.send(subscribe_messages(["BTC-USD"], ["ticker"])[0])
+        ack = parse_frame(ws.recv())
+        assert ack.channel == "subscriptions" and ack.sequence_num == 0
+        assert dict(ack.subscriptions) == {"ticker": ("BTC-USD",)}
+        frames = _read(ws, 50)
+        assert [f.sequence_num for f in frames] == list(range(1, 51))
+        assert {t.product_id for f in frames for t in f.ticks} == {"BTC-USD"}
+        ws.send(subscribe_messages(["ETH-USD"], ["ticker"])[0])
+        ws.send(subscribe_messages([], ["heartbeats"])[0])
+        seen: list[Frame] = []
+        while not (
+            any(f.channel == "heartbeats" for f in seen)
+            and any(t.product_id == "ETH-USD" for f in seen for t in f.ticks)
+        ):
+            seen.extend(_read(ws, 1))
+        acks = [f for f in seen if f.channel == "subscriptions"]
+        assert dict(acks[-1].subscriptions) == {
+            "heartbeats": ("heartbeats",),
+            "ticker": ("BTC-USD", "ETH-USD"),
+        }
+        assert [f.sequence_num for f in seen] == list(range(51, 51 + len(seen)))
+        ws.send(json.dumps({"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "gossip"}))
+        ws.send("{")
+        errors = 0
+        while errors < 2:
+            text = ws.recv()
+            if '"type":"error"' in text:
+                errors += 1
+
+
+def test_first_ticker_frame_of_each_product_is_a_snapshot() -> None:
+    with start_simulator(synthetic_source(4), speed=None) as sim, _socket(sim.url) as ws:
+        for message in subscribe_messages(["BTC-USD", "ETH-USD"], ["ticker"]):
+            ws.send(message)
+        kinds: dict[str, list[str]] = {"BTC-USD": [], "ETH-USD": []}
+        while min(len(v) for v in kinds.values()) < 3:
+            raw = json.loads(ws.recv())
+            if raw["channel"] == "ticker":
+                event = raw["events"][0]
+                kinds[event["tickers"][0]["product_id"]].append(event["type"])
+        assert all(v[:3] == ["snapshot", "update", "update"] for v in kinds.values())
