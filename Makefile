@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test infra lint bench venv clean
+.PHONY: help run test infra lint bench train venv clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ lint: $(STAMP) ## ruff and mypy
 
 bench: $(STAMP) ## Benchmarks: feature engine and embedded pipeline throughput
 	$(BIN)/python -m volatility.bench
+
+train: $(STAMP) ## Rebuild the shipped models and model cards in models/artifacts from ../shared/data/coinbase
+	$(BIN)/volatility train --data ../shared/data/coinbase --out models/artifacts --seed 0
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

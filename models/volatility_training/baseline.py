@@ -8,6 +8,7 @@ to beat.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,25 @@ def baseline_scores(features: np.ndarray, mu: float, sigma: float) -> np.ndarray
     rv = features[:, FEATURE_NAMES.index(BASELINE_FEATURE)].astype(np.float64)
     z = (np.log(rv + EPS) - mu) / sigma
     return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+@dataclass(frozen=True)
+class BaselineRule:
+    """The fitted rule: location and scale of ln(rv_60s + eps) over the training rows."""
+
+    mu: float
+    sigma: float
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> BaselineRule:
+        mu, sigma = fit_baseline(features[:, FEATURE_NAMES.index(BASELINE_FEATURE)])
+        return cls(mu, sigma)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return baseline_scores(features, self.mu, self.sigma)
+
+    def to_onnx(self, metadata: dict[str, str]) -> Any:
+        return build_baseline_onnx(self.mu, self.sigma, metadata)
 
 
 def build_baseline_onnx(mu: float, sigma: float, metadata: dict[str, str]) -> Any:

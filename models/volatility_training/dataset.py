@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from volatility.exchange.recordings import iter_ticks
 from volatility.features import FEATURE_NAMES, FeatureEngine
+from volatility.ticks import Tick
 
 
 @dataclass(frozen=True)
@@ -48,21 +50,33 @@ class Dataset:
         )
 
 
-def build_dataset(
-    paths: Iterable[Path], on_file: Callable[[Path], None] | None = None
-) -> Dataset:
+def build_dataset(paths: Iterable[Path], on_file: Callable[[Path], None] | None = None) -> Dataset:
     """Replay each file through a fresh engine (no state carries across sessions)."""
+    files = tuple(Path(p) for p in paths)
+
+    def sessions() -> Iterator[Iterable[Tick]]:
+        for path in files:
+            yield iter_ticks([path])
+            if on_file is not None:
+                on_file(path)
+
+    return dataset_from_sessions(sessions(), files)
+
+
+def dataset_from_sessions(
+    sessions: Iterable[Iterable[Tick]], files: tuple[Path, ...] = ()
+) -> Dataset:
+    """Each session's ticks (in event-time order) through its own engine, rows in emission order."""
     rows: list[tuple[float, ...]] = []
     times: list[float] = []
     products: list[str] = []
-    sessions: list[int] = []
+    session_of: list[int] = []
     histories: list[int] = []
-    files = tuple(Path(p) for p in paths)
     history_ids: dict[tuple[int, str, int], int] = {}
-    for session, path in enumerate(files):
+    for session, ticks in enumerate(sessions):
         engine = FeatureEngine()
         restarts = engine.stats.by_product_restarts
-        for tick in iter_ticks([path]):
+        for tick in ticks:
             for vec in engine.update(tick):
                 # update() restarts a product before it emits, so the current restart count
                 # identifies the history that produced this vector.
@@ -70,17 +84,15 @@ def build_dataset(
                 rows.append(vec.values)
                 times.append(vec.event_time)
                 products.append(vec.product_id)
-                sessions.append(session)
+                session_of.append(session)
                 histories.append(history_ids.setdefault(key, len(history_ids)))
-        if on_file is not None:
-            on_file(path)
     features = np.array(rows, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
     return Dataset(
         # Models are served float32 vectors: train and label on exactly those values.
         features=features.astype(np.float32).astype(np.float64),
         times=np.array(times, dtype=np.float64),
         products=np.array(products, dtype=str),
-        sessions=np.array(sessions, dtype=np.int64),
+        sessions=np.array(session_of, dtype=np.int64),
         histories=np.array(histories, dtype=np.int64),
         files=files,
     )
@@ -92,3 +104,8 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def iso_utc(t: float) -> str:
+    """An event time as an ISO 8601 UTC string, to the second."""
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
