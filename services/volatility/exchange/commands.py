@@ -84,6 +84,12 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration", type=float, default=0.0, help="stop after this many seconds (0: never)"
     )
+    parser.add_argument(
+        "--preroll",
+        type=float,
+        default=0.0,
+        help="seconds of recent history a new connection receives at once (paced speeds)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -94,11 +100,19 @@ def run_simulate(args: argparse.Namespace, stop: threading.Event | None = None) 
     if args.replay:
         source = replay_source(args.replay, products=args.products, loop=args.loop)
     else:
-        source = synthetic_source(args.seed, args.products)
+        start = time.time() - args.preroll if args.preroll else None
+        source = synthetic_source(
+            args.seed, args.products, **({"start_time": start} if start else {})
+        )
     stop = stop or threading.Event()
     _stop_on_signals(stop)
     handle = start_simulator(
-        source, host=args.host, port=args.port, speed=args.speed, timestamps=args.timestamps
+        source,
+        host=args.host,
+        port=args.port,
+        speed=args.speed,
+        timestamps=args.timestamps,
+        preroll=args.preroll,
     )
     speed = "max" if args.speed is None else f"{args.speed:g}x"
     _say(f"simulator listening on {handle.url} ({source.name}, {speed})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,7 +13,7 @@ from volatility.exchange.protocol import Frame, parse_frame, subscribe_messages
 from volatility.exchange.simulator import start_simulator, synthetic_source
 from volatility.ticks import Tick
 
-from .conftest import WAIT_S
+from .conftest import WAIT_S, client_config, running_client
 
 
 @contextmanager
@@ -91,3 +92,24 @@ def test_first_ticker_frame_of_each_product_is_a_snapshot() -> None:
                 event = raw["events"][0]
                 kinds[event["tickers"][0]["product_id"]].append(event["type"])
         assert all(v[:3] == ["snapshot", "update", "update"] for v in kinds.values())
+
+
+def test_preroll_sends_recent_history_at_once_then_paces_in_real_time() -> None:
+    preroll = 30.0
+    source = synthetic_source(3, ("BTC-USD",), start_time=time.time() - preroll)
+    handle = start_simulator(source, speed=1.0, timestamps="keep", preroll=preroll)
+    try:
+        with running_client(client_config(handle.url, products=("BTC-USD",))) as (client, frames):
+            started = time.monotonic()
+
+            def span() -> float:
+                times = [t.event_time for f in list(frames) for t in f.ticks]
+                return max(times) - min(times) if times else 0.0
+
+            assert client.wait_for(lambda _: span() >= 0.8 * preroll, timeout=15.0)
+            # The backlog arrived far faster than real time.
+            assert time.monotonic() - started < 0.5 * preroll
+            ticks = [t for f in list(frames) for t in f.ticks]
+            assert max(t.event_time for t in ticks) <= time.time() + 1.0
+    finally:
+        handle.stop()

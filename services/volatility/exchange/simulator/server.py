@@ -8,9 +8,11 @@ of a connection across channels, starting at 0.
 
 Pacing is in event time: at ``speed`` N a tick whose event time is t seconds after the source's
 start goes out t/N seconds after the simulator started, so every connection sees one market clock
-(a late subscriber joins at the current market time). ``speed=None`` sends as fast as the socket
-takes, each connection from the source's start. Timestamps: "now" (wall clock at send), "shift"
-(event times moved so the source starts when the simulator did) or "keep" (as in the source).
+(a late subscriber joins at the current market time, less ``preroll`` seconds of recent
+history sent at once, so a client's windows fill without waiting). ``speed=None`` sends as fast
+as the socket takes, each connection from the source's start. Timestamps: "now" (wall clock at
+send), "shift" (event times moved so the source starts when the simulator did) or "keep" (as in
+the source).
 
 Test hooks on the handle: drop every connection (server-side close), silence the current
 connections (socket stays open, nothing is sent), skip sequence numbers, inject raw frames.
@@ -62,8 +64,17 @@ class SimulatorStats:
 class _Clock:
     """The market clock shared by every connection."""
 
-    def __init__(self, source: TickSource, speed: float | None, timestamps: TimestampMode) -> None:
+    def __init__(
+        self,
+        source: TickSource,
+        speed: float | None,
+        timestamps: TimestampMode,
+        preroll: float = 0.0,
+    ) -> None:
         self.source = source
+        self.preroll = preroll
+        # The market opens ``preroll`` seconds into the source: that history is already due.
+        self.open_time = source.start_time + preroll
         self.speed = speed
         self.timestamps = timestamps
         self.mono0 = time.monotonic()
@@ -73,18 +84,18 @@ class _Clock:
         """Monotonic time at which a tick goes out (-inf at full speed)."""
         if self.speed is None:
             return float("-inf")
-        return self.mono0 + (tick.event_time - self.source.start_time) / self.speed
+        return self.mono0 + (tick.event_time - self.open_time) / self.speed
 
     def market_now(self) -> float:
         if self.speed is None:
             return float("-inf")
-        return self.source.start_time + (time.monotonic() - self.mono0) * self.speed
+        return self.open_time + (time.monotonic() - self.mono0) * self.speed
 
     def stamp(self, tick: Tick) -> float:
         if self.timestamps == "keep":
             return tick.event_time
         if self.timestamps == "shift":
-            return tick.event_time + (self.wall0 - self.source.start_time)
+            return tick.event_time + (self.wall0 - self.open_time)
         return time.time()
 
 
@@ -259,9 +270,10 @@ class _Session:
 
     def _open_ticks(self) -> Iterator[Tick]:
         stream = self.sim.clock.source.open()
-        market_now = self.sim.clock.market_now()
-        # Join the market where it is now, not where the source began.
-        return (t for t in stream if t.event_time >= market_now)
+        clock = self.sim.clock
+        # Join the market where it is now (less the preroll), not where the source began.
+        since = clock.market_now() - clock.preroll
+        return (t for t in stream if t.event_time >= since)
 
 
 class _Simulator:
@@ -271,8 +283,9 @@ class _Simulator:
         speed: float | None,
         timestamps: TimestampMode,
         heartbeat_interval: float,
+        preroll: float = 0.0,
     ) -> None:
-        self.clock = _Clock(source, speed, timestamps)
+        self.clock = _Clock(source, speed, timestamps, preroll)
         self.heartbeat_interval = heartbeat_interval
         self.lock = threading.Condition()
         self.sessions: list[_Session] = []
@@ -399,13 +412,16 @@ def start_simulator(
     speed: float | None = 1.0,
     timestamps: TimestampMode = "now",
     heartbeat_interval: float = 1.0,
+    preroll: float = 0.0,
 ) -> SimulatorHandle:
     """Start serving in a background thread; port 0 picks a free port (see ``handle.url``)."""
     if speed is not None and speed <= 0:
         raise ValueError("speed must be positive (None for full speed)")
     if timestamps not in TIMESTAMP_MODES:
         raise ValueError(f"timestamps must be one of {TIMESTAMP_MODES}")
-    sim = _Simulator(source, speed, timestamps, heartbeat_interval)
+    if preroll < 0:
+        raise ValueError("preroll must not be negative")
+    sim = _Simulator(source, speed, timestamps, heartbeat_interval, preroll)
     server = serve(sim.handler, host, port, compression=None, max_queue=64)
     thread = threading.Thread(target=server.serve_forever, name="simulator", daemon=True)
     thread.start()
