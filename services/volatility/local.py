@@ -225,10 +225,13 @@ class EmbeddedPipeline:
 
         from volatility.api.app import create_app
         from volatility.api.settings import ApiSettings
+        from volatility.settings import ModelSettings
 
         app = create_app(
             ApiSettings(
-                model_dir=self.model.info.path.parent.parent, variant=self.model.contract.variant
+                models=ModelSettings(
+                    dir=self.model.info.path.parent.parent, variant=self.model.contract.variant
+                )
             ),
             tick_source=self.tick_source,
             recent=self.recent,

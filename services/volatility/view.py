@@ -18,7 +18,14 @@ from volatility.features import FEATURE_NAMES
 if TYPE_CHECKING:
     from volatility.local import EmbeddedPipeline
 
-SHOWN_FEATURES = ("rv_10s", "rv_60s", "rv_300s", "tick_rate_60s", "spread_mean_60s", "vol_ratio_10_60")
+SHOWN_FEATURES = (
+    "rv_10s",
+    "rv_60s",
+    "rv_300s",
+    "tick_rate_60s",
+    "spread_mean_60s",
+    "vol_ratio_10_60",
+)
 
 
 def _clock(epoch: float) -> str:
@@ -35,10 +42,18 @@ def render(pipeline: EmbeddedPipeline, api: str) -> Group:
         "  ",
         (s.source_detail, "yellow" if simulated else "green"),
     )
+    feed = ""
+    if pipeline.client is not None:
+        cs = pipeline.client.stats()
+        feed = (
+            f"\nfeed {'connected' if cs.connected else 'DISCONNECTED'}   reconnects {cs.reconnects}"
+            f"   sequence gaps {cs.sequence_gaps}   malformed {sum(cs.malformed.values())}"
+        )
     header = Text.assemble(
         banner,
         f"\nmodel {contract.variant} v{contract.version} (threshold {contract.threshold:.3f})",
         f"   API {api}   uptime {time.monotonic() - s.started:,.0f} s",
+        feed,
     )
     latest = pipeline.recent.latest()
     table = Table(expand=True)
@@ -65,9 +80,12 @@ def render(pipeline: EmbeddedPipeline, api: str) -> Group:
             _clock(pred.event_time) if pred else "-",
         )
     spikes = pipeline.recent.spikes()[-5:]
-    spike_lines = Text("\n".join(
-        f"{_clock(x.event_time)}  {x.product_id}  score {x.score:.3f}" for x in reversed(spikes)
-    ) or "none yet")
+    spike_lines = Text(
+        "\n".join(
+            f"{_clock(x.event_time)}  {x.product_id}  score {x.score:.3f}" for x in reversed(spikes)
+        )
+        or "none yet"
+    )
     footer = Text(
         f"feature vectors {counts[0]:,}   predictions {counts[1]:,}   spikes {counts[2]:,}   "
         f"({len(FEATURE_NAMES)} features; vectors need 60 s of history)   Ctrl-C to stop"
