@@ -1,0 +1,180 @@
+"""Request bodies straight to float32 arrays, rejecting bad input with a message naming the field.
+
+The common case (well-formed input) takes a few C-level passes over the decoded JSON: one
+``itemgetter`` per row, one type census of all values, one ``np.array`` and one finiteness check.
+Only when one of those fails does a slow pass look for the first offending field to name it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from operator import itemgetter
+from typing import Any, Final
+
+import numpy as np
+
+from volatility.api.jsonio import loads
+from volatility.features.spec import FEATURE_NAMES
+
+N_FEATURES: Final = len(FEATURE_NAMES)
+# Largest magnitude that survives the cast to float32 without becoming infinite.
+FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
+
+_NUMBER_TYPES: Final = frozenset({float, int})
+_row_values = itemgetter(*FEATURE_NAMES)
+_KNOWN: Final = frozenset(FEATURE_NAMES)
+
+
+class InputError(Exception):
+    """Bad input: ``status`` is 413, 415 or 422, ``field`` the JSON path at fault (if any)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.status = status
+        self.field = field
+
+
+def check_content_type(value: str | None) -> None:
+    media = (value or "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        shown = value if value else "none"
+        raise InputError(415, f"content-type must be application/json, got {shown}")
+
+
+def parse_json(body: bytes) -> Any:
+    if not body:
+        raise InputError(422, "request body is empty; expected a JSON object", "body")
+    try:
+        return loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(422, f"not valid JSON: {exc}", "body") from None
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _check_number(value: object, field: str) -> None:
+    """Raise for the first value the fast path refused (wrong type, non-finite, out of range)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(422, f"expected a number, got {_describe(value)}", field)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(422, "must be finite", field)
+    if abs(value) > FLOAT32_MAX:
+        try:
+            shown = f"{float(value):.6g}"
+        except OverflowError:
+            shown = "the value"
+        raise InputError(422, f"{shown} is outside the float32 range", field)
+
+
+def _diagnose_row(row: object, field: str) -> None:
+    if not isinstance(row, dict):
+        raise InputError(422, f"expected an object of features, got {_describe(row)}", field)
+    unknown = [k for k in row if k not in _KNOWN]
+    if unknown:
+        raise InputError(422, "unknown feature", f"{field}.{unknown[0]}")
+    missing = [n for n in FEATURE_NAMES if n not in row]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise InputError(422, f"missing feature{more}", f"{field}.{missing[0]}")
+    for name in FEATURE_NAMES:
+        _check_number(row[name], f"{field}.{name}")
+
+
+def _to_float32(values: list[Any], count: int) -> np.ndarray | None:
+    """The values as float32 [count, F], or None if any is not a finite number in range."""
+    if not set(map(type, values)) <= _NUMBER_TYPES:  # bool and str would convert silently
+        return None
+    try:
+        with np.errstate(over="ignore"):
+            array = np.array(values, dtype=np.float32)
+    except OverflowError:  # integers beyond float64
+        return None
+    # One reduction instead of isfinite + all: a float64 sum of float32 values cannot overflow,
+    # so it is finite exactly when every value is.
+    if not math.isfinite(array.sum(dtype=np.float64)):
+        return None
+    return array.reshape(count, N_FEATURES)
+
+
+def rows_to_array(rows: list[Any], field: str) -> np.ndarray:
+    """Named-feature objects (every feature, nothing else) as float32 [n, F] in spec order."""
+    values: list[Any] = []
+    extend = values.extend
+    try:
+        for row in rows:
+            extend(_row_values(row))
+            if len(row) != N_FEATURES:
+                raise KeyError
+    except (KeyError, TypeError):
+        pass
+    else:
+        array = _to_float32(values, len(rows))
+        if array is not None:
+            return array
+    for i, row in enumerate(rows):
+        _diagnose_row(row, f"{field}[{i}]")
+    raise AssertionError("unreachable: the fast path refused rows the slow path accepts")
+
+
+def row_to_array(row: object, field: str) -> np.ndarray:
+    """One named-feature object as float32 [1, F]."""
+    if isinstance(row, dict) and len(row) == N_FEATURES:
+        try:
+            array = _to_float32(list(_row_values(row)), 1)
+        except KeyError:
+            array = None
+        if array is not None:
+            return array
+    _diagnose_row(row, field)
+    raise AssertionError("unreachable: the fast path refused a row the slow path accepts")
+
+
+def tensor_to_array(data: object, shape: object, field: str, max_rows: int) -> np.ndarray:
+    """An Open Inference Protocol tensor (row-major ``data``, flat or nested) as float32 [n, F]."""
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 2
+        or not all(type(d) is int and d >= 0 for d in shape)
+    ):
+        raise InputError(422, f"must be [n, {N_FEATURES}] with n >= 0", f"{field}.shape")
+    rows, cols = shape
+    if cols != N_FEATURES:
+        raise InputError(
+            422, f"second dimension must be {N_FEATURES}, got {cols}", f"{field}.shape"
+        )
+    if rows > max_rows:
+        raise InputError(413, f"{rows} rows exceed the limit of {max_rows}", f"{field}.shape")
+    if not isinstance(data, list):
+        raise InputError(422, f"expected an array, got {_describe(data)}", f"{field}.data")
+    nested = bool(data) and type(data[0]) is list
+    if nested:
+        if len(data) != rows:
+            raise InputError(422, f"{len(data)} rows do not match shape {shape}", f"{field}.data")
+        for i, row in enumerate(data):
+            if type(row) is not list or len(row) != N_FEATURES:
+                raise InputError(422, f"expected {N_FEATURES} numbers", f"{field}.data[{i}]")
+        flat: list[Any] = list(itertools.chain.from_iterable(data))
+    else:
+        flat = data
+        if len(flat) != rows * N_FEATURES:
+            raise InputError(422, f"{len(flat)} values do not match shape {shape}", f"{field}.data")
+    array = _to_float32(flat, rows)
+    if array is not None:
+        return array
+    for i, value in enumerate(flat):
+        row, col = divmod(i, N_FEATURES)
+        _check_number(value, f"{field}.data[{row}][{col}]" if nested else f"{field}.data[{i}]")
+    raise AssertionError("unreachable: the fast path refused values the slow path accepts")

@@ -1,0 +1,39 @@
+"""What the API reads from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from volatility.settings import ModelSettings
+
+DEFAULT_MAX_BATCH_ROWS = 10_000
+# A named-feature row is under 1 KiB of JSON, so a full batch fits with room to spare.
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+class ApiSettings(BaseSettings):
+    """API_* variables, MODEL_VARIANT and MODEL_DIR (as ``models``) and MODEL_VARIANT_FILE."""
+
+    model_config = SettingsConfigDict(env_prefix="API_", frozen=True, populate_by_name=True)
+
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    # A file holding a variant name; when it changes the running process switches to that variant.
+    variant_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("MODEL_VARIANT_FILE", "variant_file")
+    )
+    variant_poll_seconds: float = Field(default=1.0, gt=0)
+    max_batch_rows: int = Field(default=DEFAULT_MAX_BATCH_ROWS, ge=1)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    # Bodies above this are decoded and scored in a worker thread so that small requests keep
+    # flowing on the event loop meanwhile.
+    offload_body_bytes: int = Field(default=256 * 1024, ge=0)
+    # Answer the scoring routes at the ASGI level, past FastAPI's per-request machinery.
+    fast_path: bool = True
+    onnx_threads: int = Field(default=1, ge=1)
+    # Set by image builds (e.g. the git revision); reported by /version.
+    build_revision: str | None = Field(
+        default=None, validation_alias=AliasChoices("BUILD_REVISION", "build_revision")
+    )
