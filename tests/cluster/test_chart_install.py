@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controlplane import Kube
+
+from tests.infra.controlplane import Kube
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "volatility"
