@@ -4,23 +4,31 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make run` needs only the runtime extras; `make test` adds training, the operator and dev tools.
+RUN_STAMP := $(VENV)/.installed-local
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test infra lint bench train venv clean
+.PHONY: help run test infra lint bench bench-api train venv clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[local]'
+	touch $(RUN_STAMP)
 
 venv: $(STAMP) ## Create the virtual environment and install the project with every extra
 
-run: $(STAMP) ## Run the whole pipeline locally in one process (API on :8000)
+run: $(RUN_STAMP) ## Run the whole pipeline locally in one process (API on :8000)
 	$(BIN)/volatility up
 
 test: $(STAMP) infra ## Run every test tier: unit, real Kafka broker, real Kubernetes control plane
@@ -40,6 +48,9 @@ lint: $(STAMP) ## ruff and mypy
 
 bench: $(STAMP) ## Benchmarks: feature engine and embedded pipeline throughput
 	$(BIN)/python -m volatility.bench
+
+bench-api: $(STAMP) ## API load test: fixed-rate latency percentiles and saturation, single and batch
+	$(BIN)/python -m volatility.api.bench
 
 train: $(STAMP) ## Rebuild the shipped models and model cards in models/artifacts from ../shared/data/coinbase
 	$(BIN)/volatility train --data ../shared/data/coinbase --out models/artifacts --seed 0
