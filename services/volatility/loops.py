@@ -3,6 +3,10 @@
 Each loop polls a batch, handles every message (unusable ones go to the dead-letter topic with
 the reason in a header), publishes the outputs, waits for the bus to acknowledge them and only
 then marks the batch done. A stop event ends the loop after the batch in hand.
+
+If the bus cannot acknowledge outputs the loop keeps flushing (a broker restart only delays
+it); if it reports them lost, the loop raises so the process restarts from the committed
+offsets instead of marking unpublished work done.
 """
 
 from __future__ import annotations
@@ -10,37 +14,48 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from volatility import metrics
 from volatility.bus import Bus, Message
+from volatility.bus.base import Subscription
+from volatility.bus.kafka import BusUnavailableError, KafkaBus, KafkaSubscription, PartitionState
 from volatility.exchange.protocol import Frame
 from volatility.features import FeatureVector
 from volatility.messages import (
     MessageError,
     Prediction,
-    decode_features,
-    decode_tick,
+    decode_features_batch,
+    decode_tick_batch,
     encode_features,
-    encode_prediction,
+    encode_predictions,
     encode_tick,
 )
-from volatility.names import TOPIC_DEADLETTER, TOPIC_FEATURES, TOPIC_PREDICTIONS, TOPIC_TICKS
 from volatility.runtime import Health
-from volatility.stages import FeaturizeStage, ScoreStage, end_to_end_seconds
+from volatility.settings import TopicSettings
+from volatility.stages import FeaturizeStage, ScoreStage, TracedVector
 from volatility.ticks import Tick
 
 log = logging.getLogger(__name__)
 
-GROUP_FEATURIZER = "volatility-featurizer"
-GROUP_CONSUMER = "volatility-consumer"
+_DEFAULT_TOPICS = TopicSettings.model_construct()
+GROUP_FEATURIZER = _DEFAULT_TOPICS.group_featurizer
+GROUP_CONSUMER = _DEFAULT_TOPICS.group_consumer
 
 
-def dead_letter(bus: Bus, service: str, message: Message, reason: str, detail: str) -> None:
+def dead_letter(
+    bus: Bus,
+    service: str,
+    message: Message,
+    reason: str,
+    detail: str,
+    topic: str = _DEFAULT_TOPICS.topic_deadletter,
+) -> None:
     metrics.MALFORMED.labels(service, reason).inc()
     metrics.DEADLETTERS.labels(service, reason).inc()
     bus.publish(
-        TOPIC_DEADLETTER,
+        topic,
         message.key,
         message.value,
         headers=[
@@ -54,22 +69,57 @@ def dead_letter(bus: Bus, service: str, message: Message, reason: str, detail: s
     )
 
 
-class TickPublisher:
-    """Ingest: publishes every tick of every ticker frame, keyed by product."""
+def _publish_all(bus: Bus, topic: str, items: Sequence[tuple[str | None, bytes]]) -> None:
+    if isinstance(bus, KafkaBus):
+        bus.publish_many(topic, items)
+    else:
+        for key, value in items:
+            bus.publish(topic, key, value)
 
-    def __init__(self, bus: Bus) -> None:
+
+class TickPublisher:
+    """Ingest: publishes every tick of every ticker frame, keyed by product, stamped with the
+    wall clock at which it entered the pipeline (for end-to-end latency)."""
+
+    def __init__(self, bus: Bus, topic: str = _DEFAULT_TOPICS.topic_ticks) -> None:
         self._bus = bus
+        self._topic = topic
 
     def publish(self, ticks: Sequence[Tick]) -> None:
-        for tick in ticks:
-            self._bus.publish(TOPIC_TICKS, tick.product_id, encode_tick(tick))
-            metrics.TICKS.labels("ingest", tick.product_id).inc()
-            metrics.LAST_EVENT_TIME.labels("ingest", tick.product_id).set(tick.event_time)
+        now = time.time()
+        _publish_all(self._bus, self._topic, [(t.product_id, encode_tick(t, now)) for t in ticks])
+        for product, count in Counter(t.product_id for t in ticks).items():
+            metrics.TICKS.labels("ingest", product).inc(count)
+        for t in ticks:
+            metrics.LAST_EVENT_TIME.labels("ingest", t.product_id).set(t.event_time)
+        metrics.MESSAGES_OUT.labels("ingest", self._topic).inc(len(ticks))
 
     def on_frame(self, frame: Frame) -> None:
         metrics.FRAMES.labels(frame.channel).inc()
         if frame.ticks:
             self.publish(frame.ticks)
+
+
+def _delivery_errors(bus: Bus) -> int:
+    return int(getattr(bus, "delivery_errors", 0))
+
+
+def _acknowledge(bus: Bus, stop: threading.Event, health: Health, errors_before: int) -> bool:
+    """Wait until everything published is acknowledged; False if stopped first. Raises when
+    the bus reports outputs lost."""
+    pending = bus.flush(5.0)
+    while pending:
+        health.beat()  # waiting for a broker is not a stalled loop
+        log.warning("outputs not acknowledged yet", extra={"pending": pending})
+        if stop.is_set():
+            pending = bus.flush(30.0)
+            if pending:
+                return False
+            break
+        pending = bus.flush(5.0)
+    if _delivery_errors(bus) != errors_before:
+        raise BusUnavailableError("outputs were not delivered; restarting from committed offsets")
+    return True
 
 
 def _run(
@@ -83,27 +133,50 @@ def _run(
     on_revoke: Callable[[Sequence[int]], None] | None,
     max_batch: int,
     poll_timeout: float,
+    *,
+    state: PartitionState | None = None,
+    on_idle: Callable[[float], int] | None = None,
+    next_due: Callable[[float], float | None] | None = None,
+    lag_interval: float = 5.0,
 ) -> None:
-    sub = bus.subscribe(topic, group, on_revoke=on_revoke)
+    sub: Subscription
+    if isinstance(bus, KafkaBus):
+        sub = bus.subscribe(topic, group, on_revoke, state=state)
+    else:
+        sub = bus.subscribe(topic, group, on_revoke=on_revoke)
+    poll = sub.poll
+    in_counter = metrics.MESSAGES_IN.labels(service, topic)
+    processing = metrics.PROCESSING_SECONDS.labels(service)
+    next_lag = time.monotonic()
     health.set_ready(True)
     try:
         while not stop.is_set():
-            batch = sub.poll(max_batch, poll_timeout)
+            timeout = poll_timeout
+            if next_due is not None:
+                due = next_due(time.time())
+                if due is not None:
+                    timeout = min(timeout, due)
+            batch = poll(max_batch, timeout)
             health.beat()
-            if not batch:
-                continue
+            errors_before = _delivery_errors(bus)
             started = time.perf_counter()
-            handle(batch)
-            pending = bus.flush(30.0)
-            if pending:
-                # Not acknowledged: leave the offsets unstored so the batch is read again.
-                log.error(
-                    "outputs not acknowledged; batch will be redelivered",
-                    extra={"pending": pending},
-                )
-                continue
-            sub.done(batch)
-            metrics.PROCESSING_SECONDS.labels(service).observe(time.perf_counter() - started)
+            if batch:
+                in_counter.inc(len(batch))
+                handle(batch)
+            # Caught up (the batch was not full): a quiet feed's due windows can close now.
+            produced = bool(batch)
+            if on_idle is not None and len(batch) < max_batch:
+                produced = on_idle(time.time()) > 0 or produced
+            if produced:
+                if not _acknowledge(bus, stop, health, errors_before):
+                    log.error("stopped with outputs unacknowledged; the batch will be redelivered")
+                    break
+                if batch:
+                    sub.done(batch)
+                    processing.observe(time.perf_counter() - started)
+            if isinstance(sub, KafkaSubscription) and time.monotonic() >= next_lag:
+                next_lag = time.monotonic() + lag_interval
+                sub.report_lag()
     finally:
         health.set_ready(False)
         bus.flush(30.0)
@@ -119,36 +192,82 @@ def run_featurizer(
     on_vector: Callable[[FeatureVector], None] | None = None,
     max_batch: int = 1000,
     poll_timeout: float = 0.5,
+    topics: TopicSettings | None = None,
+    lag_interval: float = 5.0,
 ) -> None:
     stage = stage or FeaturizeStage()
+    topics = topics or _DEFAULT_TOPICS
     service = "featurizer"
+    out_topic, dlq = topics.topic_features, topics.topic_deadletter
+    out_counter = metrics.MESSAGES_OUT.labels(service, out_topic)
+    late_counter = metrics.LATE_TICKS.labels(service)
+    rebuilt_counter = metrics.STATE_REBUILD_MESSAGES.labels(service)
 
     def revoke(partitions: Sequence[int]) -> None:
         for product in stage.revoke(partitions):
             metrics.HISTORY_RESTARTS.labels(product, "rebalance").inc()
         log.info(
-            "partitions revoked; their windows warm up again",
+            "partitions revoked; their state is rebuilt by the next owner",
             extra={"partitions": list(partitions)},
         )
 
+    def publish(vectors: list[TracedVector]) -> None:
+        if not vectors:
+            return
+        _publish_all(
+            bus,
+            out_topic,
+            [(vec.product_id, encode_features(vec, None if t != t else t)) for vec, t in vectors],
+        )
+        out_counter.inc(len(vectors))
+        for product, count in Counter(vec.product_id for vec, _ in vectors).items():
+            metrics.FEATURE_VECTORS.labels(product).inc(count)
+        if on_vector is not None:
+            for vec, _ in vectors:
+                on_vector(vec)
+
+    def report_stage() -> None:
+        if stage.late_ticks:
+            late_counter.inc(stage.late_ticks)
+            stage.late_ticks = 0
+        if stage.rebuilt_messages:
+            rebuilt_counter.inc(stage.rebuilt_messages)
+            stage.rebuilt_messages = 0
+        if stage.gap_restarts:
+            for product in stage.gap_restarts:
+                metrics.HISTORY_RESTARTS.labels(product, "gap").inc()
+            stage.gap_restarts.clear()
+
     def handle(batch: Sequence[Message]) -> None:
-        for msg in batch:
-            try:
-                tick = decode_tick(msg.value)
-            except MessageError as exc:
-                dead_letter(bus, service, msg, exc.reason, str(exc))
-                continue
-            metrics.TICKS.labels(service, tick.product_id).inc()
-            for vec in stage.update(tick, msg.partition):
-                bus.publish(TOPIC_FEATURES, vec.product_id, encode_features(vec))
-                metrics.FEATURE_VECTORS.labels(vec.product_id).inc()
-                if on_vector is not None:
-                    on_vector(vec)
+        decoded = decode_tick_batch([m.value for m in batch])
+        items: list[tuple[int, int, Tick, float]] = []
+        append = items.append
+        for msg, result in zip(batch, decoded, strict=True):
+            if isinstance(result, MessageError):
+                dead_letter(bus, service, msg, result.reason, str(result), dlq)
+            else:
+                append((msg.partition, msg.offset, result[0], result[1]))
+        publish(stage.update_batch(items))
+        last_time: dict[str, float] = {}
+        for _, _, tick, _ in items:
+            last_time[tick.product_id] = tick.event_time
+        for product, count in Counter(tick.product_id for _, _, tick, _ in items).items():
+            metrics.TICKS.labels(service, product).inc(count)
+            metrics.LAST_EVENT_TIME.labels(service, product).set(last_time[product])
+        report_stage()
+
+    def idle(now: float) -> int:
+        vectors = stage.advance(now)
+        publish(vectors)
+        for product, count in Counter(vec.product_id for vec, _ in vectors).items():
+            metrics.WATERMARK_VECTORS.labels(product).inc(count)
+        report_stage()
+        return len(vectors)
 
     _run(
         bus,
-        TOPIC_TICKS,
-        GROUP_FEATURIZER,
+        topics.topic_ticks,
+        topics.group_featurizer,
         service,
         handle,
         stop,
@@ -156,6 +275,10 @@ def run_featurizer(
         revoke,
         max_batch,
         poll_timeout,
+        state=stage,
+        on_idle=idle,
+        next_due=stage.next_due,
+        lag_interval=lag_interval,
     )
 
 
@@ -168,32 +291,72 @@ def run_consumer(
     on_prediction: Callable[[Prediction], None] | None = None,
     max_batch: int = 1000,
     poll_timeout: float = 0.5,
+    topics: TopicSettings | None = None,
+    lag_interval: float = 5.0,
 ) -> None:
+    import numpy as np
+
+    topics = topics or _DEFAULT_TOPICS
     service = "consumer"
     contract = stage.model.contract
-    metrics.MODEL_INFO.labels(service, contract.variant, contract.version).set(1)
+    variant, version, threshold = contract.variant, contract.version, contract.threshold
+    metrics.MODEL_INFO.labels(service, variant, version).set(1)
+    out_topic, dlq = topics.topic_predictions, topics.topic_deadletter
+    out_counter = metrics.MESSAGES_OUT.labels(service, out_topic)
+    score_hist = metrics.SCORE.labels(variant)
+    e2e_hist = metrics.END_TO_END_SECONDS.labels(variant)
+    tick_hist = metrics.TICK_TO_PREDICTION_SECONDS.labels(variant)
 
     def handle(batch: Sequence[Message]) -> None:
-        vectors: list[FeatureVector] = []
-        for msg in batch:
-            try:
-                vectors.append(decode_features(msg.value))
-            except MessageError as exc:
-                dead_letter(bus, service, msg, exc.reason, str(exc))
-        for pred in stage.score(vectors):
-            bus.publish(TOPIC_PREDICTIONS, pred.product_id, encode_prediction(pred))
-            metrics.PREDICTIONS.labels(pred.product_id, pred.variant).inc()
-            metrics.SCORE.labels(pred.variant).observe(pred.score)
-            metrics.END_TO_END_SECONDS.labels(pred.variant).observe(end_to_end_seconds(pred))
-            if pred.spike:
-                metrics.SPIKES.labels(pred.product_id, pred.variant).inc()
-            if on_prediction is not None:
-                on_prediction(pred)
+        decoded = decode_features_batch([m.value for m in batch])
+        for i, exc in decoded.errors:
+            dead_letter(bus, service, batch[i], exc.reason, str(exc), dlq)
+        if not decoded.rows:
+            return
+        scores = stage.score_matrix(decoded.matrix)
+        score_list: list[float] = scores.tolist()
+        pids = decoded.product_ids
+        docs = encode_predictions(
+            pids,
+            decoded.event_times,
+            score_list,
+            decoded.trigger_times,
+            variant=variant,
+            model_version=version,
+            threshold=threshold,
+        )
+        _publish_all(bus, out_topic, list(zip(pids, docs, strict=True)))
+        produced_at = time.time()
+        out_counter.inc(len(docs))
+        for product, count in Counter(pids).items():
+            metrics.PREDICTIONS.labels(product, variant).inc(count)
+        spikes = Counter(p for p, s in zip(pids, score_list, strict=True) if s >= threshold)
+        for product, count in spikes.items():
+            metrics.SPIKES.labels(product, variant).inc(count)
+        score_hist.observe_many(scores)
+        e2e_hist.observe_many(produced_at - np.asarray(decoded.event_times))
+        tick_hist.observe_many(produced_at - np.asarray(decoded.trigger_times))
+        if on_prediction is not None:
+            for pid, t, s, trig in zip(
+                pids, decoded.event_times, score_list, decoded.trigger_times, strict=True
+            ):
+                on_prediction(
+                    Prediction(
+                        pid,
+                        t,
+                        s,
+                        s >= threshold,
+                        variant,
+                        version,
+                        threshold,
+                        None if trig != trig else trig,
+                    )
+                )
 
     _run(
         bus,
-        TOPIC_FEATURES,
-        GROUP_CONSUMER,
+        topics.topic_features,
+        topics.group_consumer,
         service,
         handle,
         stop,
@@ -201,4 +364,5 @@ def run_consumer(
         None,
         max_batch,
         poll_timeout,
+        lag_interval=lag_interval,
     )

@@ -17,13 +17,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from volatility.bus.kafka import KafkaBus
     from volatility.runtime import Health
+    from volatility.ticks import Tick
 
 log = logging.getLogger(__name__)
 
 _ENV_NOTE = (
     "Kafka settings come from KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL, "
-    "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD; logging from LOG_LEVEL "
-    "and LOG_FORMAT (json|text); health and metrics are served on METRICS_PORT."
+    "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD; topic and group names "
+    "from KAFKA_TOPIC_TICKS, KAFKA_TOPIC_FEATURES, KAFKA_TOPIC_PREDICTIONS, "
+    "KAFKA_TOPIC_DEADLETTER, KAFKA_GROUP_FEATURIZER and KAFKA_GROUP_CONSUMER; logging from "
+    "LOG_LEVEL and LOG_FORMAT (json|text); health and metrics are served on METRICS_PORT."
+)
+_CONSUMER_NOTE = (
+    "Consumption: KAFKA_CONSUMER_SESSION_TIMEOUT_MS, KAFKA_CONSUMER_GROUP_INSTANCE_ID, "
+    "KAFKA_CONSUMER_MAX_BATCH, KAFKA_CONSUMER_POLL_TIMEOUT_SECONDS, "
+    "KAFKA_CONSUMER_LAG_INTERVAL_SECONDS."
 )
 
 
@@ -40,11 +48,19 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_featurize_arguments(parser: argparse.ArgumentParser) -> None:
-    _common(parser)
+    _common(
+        parser,
+        _CONSUMER_NOTE + " Windows: FEATURIZER_LATENESS_SECONDS (watermark for a quiet feed, "
+        "negative disables) and FEATURIZER_REBUILD_SECONDS (event time re-read to rebuild "
+        "state after a restart or rebalance).",
+    )
 
 
 def add_consume_arguments(parser: argparse.ArgumentParser) -> None:
-    _common(parser, "The model comes from MODEL_VARIANT (baseline|ml) and MODEL_DIR.")
+    _common(
+        parser,
+        _CONSUMER_NOTE + " The model comes from MODEL_VARIANT (baseline|ml) and MODEL_DIR.",
+    )
 
 
 def _start(service: str) -> tuple[threading.Event, Health]:
@@ -64,11 +80,12 @@ def _start(service: str) -> tuple[threading.Event, Health]:
     return stop, health
 
 
-def _kafka_bus(topics: tuple[str, ...]) -> KafkaBus:
+def _kafka_bus(topics: tuple[str, ...], service: str) -> KafkaBus:
+    """A bus to a reachable broker holding ``topics``; raises BusUnavailableError otherwise."""
     from volatility.bus.kafka import KafkaBus
-    from volatility.settings import KafkaSettings
+    from volatility.settings import KafkaConsumerSettings, KafkaSettings
 
-    bus = KafkaBus(KafkaSettings())
+    bus = KafkaBus(KafkaSettings(), consumer_settings=KafkaConsumerSettings(), service=service)
     bus.check_topics(topics)
     return bus
 
@@ -77,17 +94,17 @@ def run_ingest(args: argparse.Namespace) -> int:
     from volatility.bus.kafka import BusUnavailableError
     from volatility.exchange.client import ClientConfig, ExchangeClient
     from volatility.loops import TickPublisher
-    from volatility.names import TOPIC_TICKS
-    from volatility.settings import IngestSettings
+    from volatility.settings import IngestSettings, TopicSettings
 
     stop, health = _start("ingest")
     settings = IngestSettings()
+    topics = TopicSettings()
     try:
-        bus = _kafka_bus((TOPIC_TICKS,))
+        bus = _kafka_bus((topics.topic_ticks,), "ingest")
     except BusUnavailableError as exc:
         log.error(str(exc))
         return 2
-    publisher = TickPublisher(bus)
+    publisher = TickPublisher(bus, topics.topic_ticks)
     client = ExchangeClient(
         ClientConfig(
             url=settings.ws_url,
@@ -106,43 +123,70 @@ def run_ingest(args: argparse.Namespace) -> int:
 def run_featurize(args: argparse.Namespace) -> int:
     from volatility.bus.kafka import BusUnavailableError
     from volatility.loops import run_featurizer
-    from volatility.names import TOPIC_DEADLETTER, TOPIC_FEATURES, TOPIC_TICKS
+    from volatility.settings import FeaturizerSettings, KafkaConsumerSettings, TopicSettings
+    from volatility.stages import FeaturizeStage
 
     stop, health = _start("featurizer")
+    topics, loop, settings = TopicSettings(), KafkaConsumerSettings(), FeaturizerSettings()
     try:
-        bus = _kafka_bus((TOPIC_TICKS, TOPIC_FEATURES, TOPIC_DEADLETTER))
+        bus = _kafka_bus(
+            (topics.topic_ticks, topics.topic_features, topics.topic_deadletter), "featurizer"
+        )
+        stage = FeaturizeStage(
+            lateness=settings.lateness_seconds, rebuild_seconds=settings.rebuild_seconds
+        )
+        run_featurizer(
+            bus,
+            stop,
+            health,
+            stage=stage,
+            topics=topics,
+            max_batch=loop.max_batch,
+            poll_timeout=loop.poll_timeout_seconds,
+            lag_interval=loop.lag_interval_seconds,
+        )
     except BusUnavailableError as exc:
         log.error(str(exc))
         return 2
-    run_featurizer(bus, stop, health)
     return 0
 
 
 def run_consume(args: argparse.Namespace) -> int:
     from volatility.bus.kafka import BusUnavailableError
     from volatility.loops import run_consumer
-    from volatility.names import TOPIC_DEADLETTER, TOPIC_FEATURES, TOPIC_PREDICTIONS
     from volatility.scoring.contract import ModelContractError
     from volatility.scoring.model import Model
-    from volatility.settings import ModelSettings
+    from volatility.settings import KafkaConsumerSettings, ModelSettings, TopicSettings
     from volatility.stages import ScoreStage
 
     stop, health = _start("consumer")
     settings = ModelSettings()
+    topics, loop = TopicSettings(), KafkaConsumerSettings()
     try:
         model = Model.load(settings.dir, settings.variant)
     except (FileNotFoundError, ModelContractError) as exc:
         log.error(str(exc))
         return 2
-    try:
-        bus = _kafka_bus((TOPIC_FEATURES, TOPIC_PREDICTIONS, TOPIC_DEADLETTER))
-    except BusUnavailableError as exc:
-        log.error(str(exc))
-        return 2
     log.info(
         "model loaded", extra={"variant": model.contract.variant, "version": model.contract.version}
     )
-    run_consumer(bus, ScoreStage(model), stop, health)
+    try:
+        bus = _kafka_bus(
+            (topics.topic_features, topics.topic_predictions, topics.topic_deadletter), "consumer"
+        )
+        run_consumer(
+            bus,
+            ScoreStage(model),
+            stop,
+            health,
+            topics=topics,
+            max_batch=loop.max_batch,
+            poll_timeout=loop.poll_timeout_seconds,
+            lag_interval=loop.lag_interval_seconds,
+        )
+    except BusUnavailableError as exc:
+        log.error(str(exc))
+        return 2
     return 0
 
 
@@ -177,31 +221,41 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.to_kafka:
         from volatility.bus.kafka import BusUnavailableError
         from volatility.loops import TickPublisher
-        from volatility.names import TOPIC_TICKS
         from volatility.runtime import install_signal_handlers
+        from volatility.settings import TopicSettings
 
         stop = install_signal_handlers()
+        topic = TopicSettings().topic_ticks
         try:
-            bus = _kafka_bus((TOPIC_TICKS,))
+            bus = _kafka_bus((topic,), "replay")
         except BusUnavailableError as exc:
             print(str(exc), file=sys.stderr)  # noqa: T201
             return 2
-        publisher = TickPublisher(bus)
+        publisher = TickPublisher(bus, topic)
     pacer = Pacer(speed, stop)
     count = 0
     out = sys.stdout.buffer
+    pending: list[Tick] = []
     for tick in iter_ticks(args.files):
         if not pacer.wait_for(tick.event_time):
             break
         if args.to_kafka:
-            publisher.publish([tick])
+            # Paced ticks go out one by one, as the exchange delivers them; at max speed they
+            # are published in blocks, which is what makes a max-speed replay fast.
+            pending.append(tick)
+            if speed > 0 or len(pending) >= 1000:
+                publisher.publish(pending)
+                pending = []
         else:
             out.write(encode_tick(tick) + b"\n")
         count += 1
     if args.to_kafka:
-        pending = bus.flush(60.0)
-        print(json.dumps({"published": count, "unacknowledged": pending}), file=sys.stderr)  # noqa: T201
-        return 1 if pending or bus.delivery_errors else 0
+        if pending:
+            publisher.publish(pending)
+        unacknowledged = bus.flush(60.0)
+        report = {"published": count, "unacknowledged": unacknowledged}
+        print(json.dumps(report), file=sys.stderr)  # noqa: T201
+        return 1 if unacknowledged or bus.delivery_errors else 0
     out.flush()
     return 0
 
@@ -224,14 +278,16 @@ def run_kafka(args: argparse.Namespace) -> int:
     from volatility.bus.admin import create_topics
     from volatility.bus.kafka import BusUnavailableError
     from volatility.runtime import configure_logging
-    from volatility.settings import KafkaSettings, RuntimeSettings
+    from volatility.settings import KafkaSettings, RuntimeSettings, TopicSettings
 
     configure_logging(RuntimeSettings(), "kafka-init")
     try:
-        outcome = create_topics(KafkaSettings(), timeout=args.timeout)
-    except BusUnavailableError as exc:
+        outcome = create_topics(
+            KafkaSettings(), timeout=args.timeout, topics=TopicSettings().all_topics
+        )
+    except (BusUnavailableError, TimeoutError) as exc:
         log.error(str(exc))
         return 2
     for topic, result in outcome.items():
-        log.info("topic %s", result, extra={"topic": topic})
+        log.info("topic %s %s", topic, result, extra={"topic": topic, "outcome": result})
     return 0

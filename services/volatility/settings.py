@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from volatility.names import COINBASE_WS_URL, DEFAULT_PRODUCTS, VariantName
+from volatility.names import (
+    COINBASE_WS_URL,
+    DEFAULT_PRODUCTS,
+    TOPIC_DEADLETTER,
+    TOPIC_FEATURES,
+    TOPIC_PREDICTIONS,
+    TOPIC_TICKS,
+    VariantName,
+)
 
 # Shipped models: models/artifacts in a checkout; images set MODEL_DIR.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "artifacts"
@@ -75,3 +83,56 @@ class ModelSettings(BaseSettings):
 
     variant: VariantName = "baseline"
     dir: Path = DEFAULT_MODEL_DIR
+
+
+class TopicSettings(BaseSettings):
+    """Topic and consumer-group names; the defaults come from names.py.
+
+    Overridable (KAFKA_TOPIC_TICKS, KAFKA_GROUP_FEATURIZER, ...) so that one cluster can host
+    several independent pipelines, e.g. one per test or per environment.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True)
+
+    topic_ticks: str = TOPIC_TICKS
+    topic_features: str = TOPIC_FEATURES
+    topic_predictions: str = TOPIC_PREDICTIONS
+    topic_deadletter: str = TOPIC_DEADLETTER
+    group_featurizer: str = "volatility-featurizer"
+    group_consumer: str = "volatility-consumer"
+
+    @property
+    def all_topics(self) -> tuple[str, str, str, str]:
+        return (
+            self.topic_ticks,
+            self.topic_features,
+            self.topic_predictions,
+            self.topic_deadletter,
+        )
+
+
+class FeaturizerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEATURIZER_", frozen=True)
+
+    # A quiet feed closes a window once the event clock (the latest event time, advanced by the
+    # wall time since it was seen) is this far past the boundary; ticks later than that are set
+    # aside as late. Negative disables it: windows then close only on the next tick.
+    lateness_seconds: float = 0.25
+    # After a restart or reassignment, this much event time before the committed position is
+    # re-read to rebuild the windows (the longest window plus margin), so no vector is lost.
+    rebuild_seconds: float = Field(default=330.0, ge=0)
+
+
+class KafkaConsumerSettings(BaseSettings):
+    """How the Kafka-mode loops consume: group liveness, batching and reporting cadence."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_CONSUMER_", frozen=True)
+
+    # A crashed member's partitions move to the others after this long (the broker's
+    # group.min.session.timeout.ms, 6 s by default, is the floor).
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    # Static membership (e.g. the StatefulSet pod name): a restart keeps its partitions.
+    group_instance_id: str | None = None
+    max_batch: int = Field(default=2000, ge=1)
+    poll_timeout_seconds: float = Field(default=0.05, gt=0)
+    lag_interval_seconds: float = Field(default=5.0, gt=0)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
+from typing import Any
 
 from volatility.names import TOPIC_DEADLETTER, TOPIC_FEATURES, TOPIC_PREDICTIONS, TOPIC_TICKS
 from volatility.settings import KafkaSettings
@@ -12,8 +15,14 @@ log = logging.getLogger(__name__)
 PIPELINE_TOPICS = (TOPIC_TICKS, TOPIC_FEATURES, TOPIC_PREDICTIONS, TOPIC_DEADLETTER)
 
 
-def create_topics(settings: KafkaSettings, timeout: float = 30.0) -> dict[str, str]:
-    """Create missing topics; return each topic's outcome ("created" or "exists")."""
+def create_topics(
+    settings: KafkaSettings, timeout: float = 30.0, topics: Sequence[str] = PIPELINE_TOPICS
+) -> dict[str, str]:
+    """Create missing topics; return each topic's outcome ("created" or "exists").
+
+    Partitions, replication and retention come from settings; an existing topic is left as it
+    is (partitions are never changed here: that would move keys between partitions).
+    """
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
@@ -21,12 +30,16 @@ def create_topics(settings: KafkaSettings, timeout: float = 30.0) -> dict[str, s
 
     admin = AdminClient(settings.client_config())
     try:
-        admin.list_topics(timeout=timeout)
+        existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:
         raise BusUnavailableError(
             f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
         ) from exc
     config = {"retention.ms": str(settings.topic_retention_ms)}
+    outcome = {t: "exists" for t in topics if t in existing}
+    missing = [t for t in topics if t not in existing]
+    if not missing:
+        return outcome
     futures = admin.create_topics(
         [
             NewTopic(
@@ -35,11 +48,10 @@ def create_topics(settings: KafkaSettings, timeout: float = 30.0) -> dict[str, s
                 replication_factor=settings.topic_replication_factor,
                 config=config,
             )
-            for t in PIPELINE_TOPICS
+            for t in missing
         ],
         request_timeout=timeout,
     )
-    outcome: dict[str, str] = {}
     for topic, future in futures.items():
         try:
             future.result()
@@ -48,4 +60,22 @@ def create_topics(settings: KafkaSettings, timeout: float = 30.0) -> dict[str, s
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
             outcome[topic] = "exists"
+    _wait_for_leaders(admin, missing, time.monotonic() + timeout)
     return outcome
+
+
+def _wait_for_leaders(admin: Any, topics: Sequence[str], deadline: float) -> None:
+    """Creation returns once the controller has the topic; services started right after need
+    every partition to have a leader, or they would report the topic missing."""
+    while True:
+        meta = admin.list_topics(timeout=max(deadline - time.monotonic(), 1.0)).topics
+        if all(
+            t in meta
+            and meta[t].error is None
+            and all(p.leader >= 0 for p in meta[t].partitions.values())
+            for t in topics
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without a leader: {', '.join(topics)}")
+        time.sleep(0.1)  # a metadata poll with a deadline

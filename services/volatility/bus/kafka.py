@@ -4,31 +4,66 @@ Producers are idempotent with acks=all; consumers use cooperative-sticky assignm
 auto-store offsets, and store a message's offset only after the service has flushed what it
 produced for it (``Subscription.done``). On revoke the stored offsets are committed and the
 service is told which partitions it lost, so it drops their state.
+
+A stateful service passes a :class:`PartitionState`: each stored offset then carries, in the
+commit metadata, the offset from which that partition's state can be rebuilt, and on assignment
+the partition is re-read from there, the service suppressing outputs below the committed offset.
+Nothing here depends on the cluster's size: bootstrap servers and security come from settings.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from volatility.bus.base import Message, RevokeCallback, Subscription
-from volatility.settings import KafkaSettings
+from volatility import metrics
+from volatility.bus.base import Message, RevokeCallback
+from volatility.settings import KafkaConsumerSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
+
+_CHECKPOINT_PREFIX = "rebuild_from="
+_ERROR_LOG_INTERVAL = 5.0
 
 
 class BusUnavailableError(RuntimeError):
     """The broker cannot be reached or a required topic does not exist."""
 
 
-class _KafkaSubscription:
+class PartitionState(Protocol):
+    def checkpoint(self, partition: int) -> int | None:
+        """The offset from which the partition's current state can be rebuilt, if known."""
+
+    def rebuild(self, partition: int, until: int) -> None:
+        """The partition is being re-read from its checkpoint; outputs of the messages before
+        ``until`` were published already."""
+
+
+class _ThrottledLog:
+    """Logs a repeating error at most every few seconds (a broker outage repeats it per poll)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def warning(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(text, -_ERROR_LOG_INTERVAL) >= _ERROR_LOG_INTERVAL:
+            self._last[text] = now
+            log.warning(text)
+
+
+class KafkaSubscription:
     def __init__(
         self,
         settings: KafkaSettings,
+        consumer_settings: KafkaConsumerSettings,
         topic: str,
         group: str,
+        service: str,
         on_revoke: RevokeCallback | None,
+        state: PartitionState | None,
     ) -> None:
         from confluent_kafka import Consumer
 
@@ -40,83 +75,204 @@ class _KafkaSubscription:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
+            # How soon a crashed member's partitions move to another member.
+            "session.timeout.ms": consumer_settings.session_timeout_ms,
+            "heartbeat.interval.ms": max(consumer_settings.session_timeout_ms // 6, 100),
         }
+        if consumer_settings.group_instance_id:
+            # Static membership: a restarted pod with the same id gets its partitions back at
+            # once, without a rebalance.
+            conf["group.instance.id"] = consumer_settings.group_instance_id
         self._consumer = Consumer(conf)
-        self._topic = topic
+        self.topic = topic
+        self.group = group
+        self._service = service
         self._on_revoke = on_revoke
+        self._state = state
+        self._errors = _ThrottledLog()
+        self._lag_partitions: set[int] = set()
         self.rebalances = 0
+        self._consumer.subscribe(
+            [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+        )
 
-        def revoked(consumer: Any, partitions: list[Any]) -> None:
-            self.rebalances += 1
-            try:
-                consumer.commit(asynchronous=False)
-            except Exception as exc:
-                log.debug("commit on revoke: %s", exc)
-            if self._on_revoke is not None:
-                self._on_revoke([p.partition for p in partitions])
+    # -- rebalances (called from inside poll) ------------------------------------------------
 
-        def lost(consumer: Any, partitions: list[Any]) -> None:
-            self.rebalances += 1
-            if self._on_revoke is not None:
-                self._on_revoke([p.partition for p in partitions])
+    def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
 
-        self._consumer.subscribe([topic], on_revoke=revoked, on_lost=lost)
+        self.rebalances += 1
+        metrics.REBALANCES.labels(self._service, "assigned").inc(len(partitions))
+        if self._state is None or not partitions:
+            return  # the client assigns at the committed offsets by itself
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:
+            log.warning("committed offsets unavailable; state warms up instead: %s", exc)
+            return
+        starts: list[Any] = []
+        for tp in committed:
+            start = tp.offset
+            checkpoint = _parse_checkpoint(tp.metadata)
+            if tp.offset >= 0 and checkpoint is not None and checkpoint < tp.offset:
+                self._state.rebuild(tp.partition, tp.offset)
+                start = checkpoint
+                log.info(
+                    "rebuilding partition state",
+                    extra={"partition": tp.partition, "from": checkpoint, "until": tp.offset},
+                )
+            starts.append(TopicPartition(tp.topic, tp.partition, start))
+        consumer.incremental_assign(starts)
+
+    def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
+        self.rebalances += 1
+        metrics.REBALANCES.labels(self._service, "revoked").inc(len(partitions))
+        try:
+            consumer.commit(asynchronous=False)
+        except Exception as exc:  # nothing stored yet is the usual reason
+            log.debug("commit on revoke: %s", exc)
+        self._forget([p.partition for p in partitions])
+
+    def _lost(self, consumer: Any, partitions: list[Any]) -> None:
+        self.rebalances += 1
+        metrics.REBALANCES.labels(self._service, "lost").inc(len(partitions))
+        self._forget([p.partition for p in partitions])
+
+    def _forget(self, partitions: list[int]) -> None:
+        for p in partitions:
+            if p in self._lag_partitions:
+                self._lag_partitions.discard(p)
+                metrics.CONSUMER_LAG.remove(self.topic, str(p), self.group)
+        if self._on_revoke is not None:
+            self._on_revoke(partitions)
+
+    # -- Subscription ------------------------------------------------------------------------
 
     def poll(self, max_messages: int, timeout: float) -> list[Message]:
-        raw = self._consumer.consume(num_messages=max_messages, timeout=timeout)
+        # consume() waits for a full batch or the timeout; poll() returns on the first message.
+        # Taking whatever is queued, else waiting for one message, keeps latency low at any rate.
+        consumer = self._consumer
+        raw = consumer.consume(max_messages, 0)
+        if not raw:
+            first = consumer.poll(timeout)
+            if first is None:
+                return []
+            raw = [first]
+            if max_messages > 1:
+                raw += consumer.consume(max_messages - 1, 0)
         out: list[Message] = []
+        append = out.append
+        topic = self.topic
+        m: Any
         for m in raw:
             err = m.error()
             if err is not None:
                 if err.fatal():
                     raise BusUnavailableError(str(err))
-                log.warning("consumer error: %s", err)
+                self._errors.warning(f"consumer: {err}")
                 continue
             key = m.key()
-            headers = m.headers() or []
-            out.append(
+            headers = m.headers()
+            append(
                 Message(
-                    topic=m.topic() or self._topic,
-                    key=key.decode() if isinstance(key, bytes) else key,
-                    value=m.value() or b"",
-                    partition=m.partition() or 0,
-                    offset=m.offset() or 0,
-                    headers=tuple(
-                        (k, v.encode() if isinstance(v, str) else (v or b""))
-                        for k, v in (headers.items() if isinstance(headers, dict) else headers)
-                    ),
+                    topic,
+                    key.decode(errors="replace") if key is not None else None,
+                    m.value() or b"",
+                    m.partition(),
+                    m.offset(),
+                    tuple((k, v.encode() if isinstance(v, str) else (v or b"")) for k, v in headers)
+                    if headers
+                    else (),
                 )
             )
         return out
 
     def done(self, messages: Sequence[Message]) -> None:
-        from confluent_kafka import TopicPartition
+        from confluent_kafka import KafkaException, TopicPartition
 
-        last: dict[tuple[str, int], int] = {}
+        last: dict[int, int] = {}
         for m in messages:
-            last[(m.topic, m.partition)] = max(last.get((m.topic, m.partition), -1), m.offset)
-        if last:
-            self._consumer.store_offsets(
-                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-            )
+            if m.offset > last.get(m.partition, -1):
+                last[m.partition] = m.offset
+        if not last:
+            return
+        state = self._state
+        offsets = []
+        for p, o in last.items():
+            checkpoint = state.checkpoint(p) if state is not None else None
+            if checkpoint is None:
+                offsets.append(TopicPartition(self.topic, p, o + 1))
+            else:
+                metadata = f"{_CHECKPOINT_PREFIX}{checkpoint}"
+                offsets.append(TopicPartition(self.topic, p, o + 1, metadata=metadata))
+        try:
+            self._consumer.store_offsets(offsets=offsets)
+        except KafkaException as exc:
+            # A partition revoked since the batch was polled: its new owner re-reads it.
+            log.info("offsets not stored: %s", exc)
+
+    def lag(self) -> dict[int, int]:
+        """Per assigned partition: high watermark minus position (from cached fetch data)."""
+        consumer = self._consumer
+        assignment = consumer.assignment()
+        if not assignment:
+            return {}
+        out: dict[int, int] = {}
+        for tp in consumer.position(assignment):
+            low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:
+                continue
+            position = tp.offset if tp.offset >= 0 else low
+            out[tp.partition] = max(high - position, 0)
+        return out
+
+    def report_lag(self) -> None:
+        for p, lag in self.lag().items():
+            self._lag_partitions.add(p)
+            metrics.CONSUMER_LAG.labels(self.topic, str(p), self.group).set(lag)
 
     def close(self) -> None:
         self._consumer.close()  # commits stored offsets and leaves the group
 
 
+def _parse_checkpoint(metadata: str | None) -> int | None:
+    if not metadata or not metadata.startswith(_CHECKPOINT_PREFIX):
+        return None
+    try:
+        value = int(metadata[len(_CHECKPOINT_PREFIX) :])
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 class KafkaBus:
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        consumer_settings: KafkaConsumerSettings | None = None,
+        service: str = "kafka",
+    ) -> None:
         from confluent_kafka import Producer
 
         self._settings = settings
+        self._consumer_settings = consumer_settings or KafkaConsumerSettings()
+        self._service = service
         self._errors = 0
+        self._log = _ThrottledLog()
         self._producer = Producer(
             {
                 **settings.client_config(),
                 "enable.idempotence": True,
                 "acks": "all",
-                "linger.ms": 5,
+                # Services flush every batch (which sends at once), so linger only groups the
+                # ingest's single ticks; keep it short for latency.
+                "linger.ms": 1,
                 "compression.type": "lz4",
+                # Successful deliveries are known from flush(); a report per message would cost
+                # a Python callback per message.
+                "delivery.report.only.error": True,
+                "error_cb": self._client_error,
             }
         )
 
@@ -124,9 +280,16 @@ class KafkaBus:
     def delivery_errors(self) -> int:
         return self._errors
 
+    def _client_error(self, err: Any) -> None:
+        if err.fatal():
+            log.error("producer fatal error: %s", err)
+        else:
+            self._log.warning(f"producer: {err}")
+
     def _delivered(self, err: Any, _msg: Any) -> None:
         if err is not None:
             self._errors += 1
+            metrics.DELIVERY_ERRORS.labels(self._service).inc()
             log.error("delivery failed: %s", err)
 
     def publish(
@@ -136,20 +299,47 @@ class KafkaBus:
         value: bytes,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
+        produce = self._producer.produce
         while True:
             try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=list(headers), on_delivery=self._delivered
-                )
-                break
+                if headers:
+                    produce(topic, value, key, headers=list(headers), on_delivery=self._delivered)
+                else:
+                    produce(topic, value, key, on_delivery=self._delivered)
+                return
             except BufferError:
-                self._producer.poll(0.1)  # local queue full: serve callbacks, then retry
-        self._producer.poll(0)
+                self._producer.poll(0.05)  # local queue full: serve callbacks, then retry
+
+    def publish_many(self, topic: str, items: Sequence[tuple[str | None, bytes]]) -> None:
+        """Publish keyed values in order (the hot path: no per-message Python work but one
+        produce call)."""
+        produce = self._producer.produce
+        delivered = self._delivered
+        for key, value in items:
+            while True:
+                try:
+                    produce(topic, value, key, on_delivery=delivered)
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
 
     def subscribe(
-        self, topic: str, group: str, on_revoke: RevokeCallback | None = None
-    ) -> Subscription:
-        return _KafkaSubscription(self._settings, topic, group, on_revoke)
+        self,
+        topic: str,
+        group: str,
+        on_revoke: RevokeCallback | None = None,
+        *,
+        state: PartitionState | None = None,
+    ) -> KafkaSubscription:
+        return KafkaSubscription(
+            self._settings,
+            self._consumer_settings,
+            topic,
+            group,
+            self._service,
+            on_revoke,
+            state,
+        )
 
     def flush(self, timeout: float = 10.0) -> int:
         return int(self._producer.flush(timeout))
@@ -162,16 +352,25 @@ class KafkaBus:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient(self._settings.client_config())
+        conf: dict[str, Any] = {**self._settings.client_config(), "logger": _SilentLogger()}
+        admin = AdminClient(conf)
         try:
             meta = admin.list_topics(timeout=timeout)
         except KafkaException as exc:
             raise BusUnavailableError(
-                f"cannot reach Kafka at {self._settings.bootstrap_servers}: {exc}"
+                f"cannot reach Kafka at {self._settings.bootstrap_servers} "
+                f"within {timeout:.0f}s: {exc.args[0].str() if exc.args else exc}"
             ) from exc
-        missing = [t for t in topics if t not in meta.topics]
+        missing = [t for t in topics if t not in meta.topics or meta.topics[t].error is not None]
         if missing:
             raise BusUnavailableError(
                 f"topics missing on {self._settings.bootstrap_servers}: {', '.join(missing)} "
                 "(create them with `volatility kafka init`)"
             )
+
+
+class _SilentLogger(logging.Logger):
+    """librdkafka logs every failed connection attempt; the caller reports the outcome once."""
+
+    def __init__(self) -> None:
+        super().__init__("volatility.bus.kafka.admin", logging.CRITICAL)

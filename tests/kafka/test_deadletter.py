@@ -1,0 +1,86 @@
+"""Poison messages on the real broker go to the dead-letter topic; the stream goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.kafka.test_pipeline_harness import (
+    PARTITIONS,
+    Pipeline,
+    PredictionLog,
+    TopicReader,
+    expected_keys,
+    pipeline,  # noqa: F401 - fixture
+    wait_for,
+)
+from volatility.exchange.recordings import iter_ticks
+from volatility.messages import encode_tick
+
+POISON_TICKS = {
+    b"{not json": "not_json",
+    b'{"product_id":"BTC-USD","event_time":1.0,"price":10.0,"best_bid":11.0,"best_ask":10.0}': (
+        "crossed_book"
+    ),
+    b'{"product_id":"BTC-USD","event_time":1.0,"price":NaN,"best_bid":9.0,"best_ask":10.0}': (
+        "non_finite"
+    ),
+}
+POISON_FEATURES = {
+    b'{"product_id":"BTC-USD","event_time":1.0,"spec":"999","features":{}}': (
+        "feature_spec_mismatch"
+    ),
+    b"[1, 2, 3]": "not_object",
+}
+
+
+def test_poison_in_each_topic_is_dead_lettered_with_its_reason_and_the_stream_goes_on(
+    pipeline: Pipeline,  # noqa: F811
+    recordings: list[Path],
+) -> None:
+    recording = next(r for r in recordings if "btc-eth" in r.name)
+    ticks = list(iter_ticks([recording]))[:1500]
+    expected = expected_keys(ticks)
+    producer = pipeline.producer()
+    # Features poison first, in every partition: every valid vector comes after it.
+    for p in range(PARTITIONS):
+        for value in POISON_FEATURES:
+            producer.produce(pipeline.features, value, partition=p)
+    half = len(ticks) // 2
+    for tick in ticks[:half]:
+        producer.produce(pipeline.ticks, encode_tick(tick), tick.product_id)
+    for value in POISON_TICKS:
+        producer.produce(pipeline.ticks, value, "BTC-USD")
+    for tick in ticks[half:]:
+        producer.produce(pipeline.ticks, encode_tick(tick), tick.product_id)
+    assert producer.flush(30) == 0
+
+    featurizer = pipeline.start("featurize")
+    consumer = pipeline.start("consume")
+    log = PredictionLog(pipeline.broker.bootstrap_servers, pipeline.predictions, PARTITIONS)
+    log.wait_for_keys(expected, 90, featurizer, consumer)
+
+    dead = TopicReader(pipeline.broker.bootstrap_servers, pipeline.deadletter, 1)
+    wanted = len(POISON_TICKS) + PARTITIONS * len(POISON_FEATURES)
+    wait_for(lambda: dead.read() >= 0 and len(dead.messages) >= wanted, 30, "dead letters")
+    by_value = dict(dead.messages)
+    assert len(dead.messages) == wanted
+    for value, reason in POISON_TICKS.items():
+        headers = by_value[value]
+        assert headers["reason"] == reason.encode()
+        assert headers["source_topic"] == pipeline.ticks.encode()
+        assert headers["service"] == b"featurizer"
+        assert headers["detail"]
+    for value, reason in POISON_FEATURES.items():
+        headers = by_value[value]
+        assert headers["reason"] == reason.encode()
+        assert headers["source_topic"] == pipeline.features.encode()
+        assert headers["service"] == b"consumer"
+    for reason in POISON_TICKS.values():
+        assert featurizer.metric(f'volatility_deadletters_total{{reason="{reason}"') == 1
+    for reason in POISON_FEATURES.values():
+        count = consumer.metric(f'volatility_deadletters_total{{reason="{reason}"')
+        assert count == PARTITIONS
+    log.close()
+    dead.close()
+    assert featurizer.stop() == 0
+    assert consumer.stop() == 0

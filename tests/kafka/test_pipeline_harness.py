@@ -1,0 +1,331 @@
+"""The Kafka pipeline as it runs in production: `volatility` processes on a real broker.
+
+Holds the harness the fault and dead-letter tests share (services as subprocesses, topics per
+test, reading a topic back, the vectors a recording implies), and the plain runs: topics from
+configuration, a replay scored end to end, a graceful stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from tests.infra.kafka_broker import KafkaBroker, TopicFactory, free_port
+from volatility.exchange.recordings import iter_ticks
+from volatility.features import FeatureEngine
+from volatility.messages import decode_prediction
+from volatility.ticks import Tick
+
+VOLATILITY = Path(sys.executable).with_name("volatility")
+PARTITIONS = 3
+# The broker's group.min.session.timeout.ms: a killed member's partitions move after this.
+SESSION_TIMEOUT_MS = 6000
+
+Key = tuple[str, float]
+
+
+def expected_keys(ticks: Iterable[Tick]) -> set[Key]:
+    """(product, event time) of every vector the engine emits over ``ticks``, in-process."""
+    engine = FeatureEngine()
+    keys: set[Key] = set()
+    for tick in ticks:
+        keys.update((v.product_id, v.event_time) for v in engine.update(tick))
+    return keys
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    metrics_port: int
+    log_path: Path
+    _log: IO[bytes]
+
+    def metric(self, line_prefix: str) -> float:
+        """Sum of the samples whose line starts with ``line_prefix`` (0 when absent)."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as resp:
+            text = resp.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(line_prefix)
+        )
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+@dataclass
+class Pipeline:
+    """One isolated pipeline (own topics and groups) on the shared test broker."""
+
+    broker: KafkaBroker
+    workdir: Path
+    ticks: str
+    features: str
+    predictions: str
+    deadletter: str
+    group_suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    services: list[Service] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls, broker: KafkaBroker, topics: TopicFactory, workdir: Path, partitions: int = PARTITIONS
+    ) -> Pipeline:
+        return cls(
+            broker,
+            workdir,
+            ticks=topics(partitions),
+            features=topics(partitions),
+            predictions=topics(partitions),
+            deadletter=topics(1),
+        )
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=self.broker.bootstrap_servers,
+            KAFKA_TOPIC_TICKS=self.ticks,
+            KAFKA_TOPIC_FEATURES=self.features,
+            KAFKA_TOPIC_PREDICTIONS=self.predictions,
+            KAFKA_TOPIC_DEADLETTER=self.deadletter,
+            KAFKA_GROUP_FEATURIZER=f"featurizer-{self.group_suffix}",
+            KAFKA_GROUP_CONSUMER=f"consumer-{self.group_suffix}",
+            KAFKA_CONSUMER_SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
+            KAFKA_CONSUMER_LAG_INTERVAL_SECONDS="0.5",
+            LOG_FORMAT="text",
+        )
+        env.update(extra)
+        return env
+
+    def start(self, command: str, **env: str) -> Service:
+        port = free_port()
+        index = sum(s.name == command for s in self.services)
+        log_path = self.workdir / f"{command}-{index}.log"
+        log = log_path.open("wb")
+        proc = subprocess.Popen(
+            [str(VOLATILITY), command],
+            env=self.env(METRICS_PORT=str(port), **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        service = Service(command, proc, port, log_path, log)
+        self.services.append(service)
+        wait_for(lambda: _ready(service), 60, f"{command} ready", service)
+        return service
+
+    def replay(self, files: Iterable[Path], speed: str = "max") -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [str(VOLATILITY), "replay", *map(str, files), "--to-kafka", "--speed", speed],
+            env=self.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def producer(self) -> Producer:
+        return Producer(
+            {
+                "bootstrap.servers": self.broker.bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+            }
+        )
+
+    def close(self) -> None:
+        for service in self.services:
+            if service.proc.poll() is None:
+                service.kill()
+            service._log.close()
+
+
+def _ready(service: Service) -> bool:
+    if service.proc.poll() is not None:
+        raise AssertionError(
+            f"{service.name} exited with {service.proc.returncode}:\n{service.log_text()}"
+        )
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{service.metrics_port}/readyz", timeout=2
+        ) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, *services: Service) -> float:
+    """Poll ``condition`` until true; return the seconds it took. Fails with service logs."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            logs = "\n".join(f"--- {s.name}:\n{s.log_text()[-3000:]}" for s in services)
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
+        time.sleep(0.1)  # polling interval of a deadline-bounded wait
+    return time.monotonic() - started
+
+
+class TopicReader:
+    """Reads a whole topic from the beginning, incrementally, outside any consumer group."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+            }
+        )
+        self._consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        self.messages: list[tuple[bytes, dict[str, bytes]]] = []
+
+    def read(self, max_seconds: float = 0.5) -> int:
+        """Take what has arrived (waiting at most ``max_seconds``); return how many were new."""
+        new = 0
+        deadline = time.monotonic() + max_seconds
+        while time.monotonic() < deadline:
+            batch = self._consumer.consume(10_000, 0.1)
+            for m in batch:
+                if m.error() is None:
+                    raw: list[tuple[str, bytes | None]] = m.headers() or []  # type: ignore[assignment]
+                    headers = {k: v or b"" for k, v in raw}
+                    self.messages.append((m.value() or b"", headers))
+                    new += 1
+            if not batch and new:
+                break
+        return new
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class PredictionLog(TopicReader):
+    def keys(self) -> Counter[Key]:
+        out: Counter[Key] = Counter()
+        for value, _ in self.messages:
+            p = decode_prediction(value)
+            out[(p.product_id, p.event_time)] += 1
+        return out
+
+    def wait_for_keys(self, expected: set[Key], timeout: float, *services: Service) -> None:
+        def covered() -> bool:
+            self.read()
+            return expected <= set(self.keys())
+
+        try:
+            wait_for(covered, timeout, "predictions for every expected vector", *services)
+        except AssertionError as exc:
+            missing = sorted(expected - set(self.keys()))
+            raise AssertionError(
+                f"{len(missing)} vectors never predicted, e.g. {missing[:5]}\n{exc}"
+            ) from None
+
+
+def report_duplicates(log: PredictionLog, expected: set[Key], label: str) -> int:
+    keys = log.keys()
+    duplicates = sum(n - 1 for n in keys.values())
+    extra = len(set(keys) - expected)
+    print(
+        f"\n[{label}] expected vectors {len(expected)}, predictions {sum(keys.values())}, "
+        f"duplicates {duplicates}, beyond the recording's own vectors {extra}"
+    )
+    return duplicates
+
+
+@pytest.fixture
+def pipeline(
+    kafka_broker: KafkaBroker, kafka_topics: TopicFactory, tmp_path: Path
+) -> Iterable[Pipeline]:
+    p = Pipeline.create(kafka_broker, kafka_topics, tmp_path)
+    yield p
+    p.close()
+
+
+def test_kafka_init_creates_topics_from_configuration_and_is_idempotent(
+    kafka_broker: KafkaBroker, kafka_admin: AdminClient, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    names = {
+        "KAFKA_TOPIC_TICKS": f"init-ticks-{suffix}",
+        "KAFKA_TOPIC_FEATURES": f"init-features-{suffix}",
+        "KAFKA_TOPIC_PREDICTIONS": f"init-predictions-{suffix}",
+        "KAFKA_TOPIC_DEADLETTER": f"init-deadletter-{suffix}",
+    }
+    env = {
+        **os.environ,
+        **names,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
+        "KAFKA_TOPIC_PARTITIONS": "4",
+        "LOG_FORMAT": "json",
+    }
+    try:
+        runs = [
+            subprocess.run(
+                [str(VOLATILITY), "kafka", "init"], env=env, capture_output=True, timeout=60
+            )
+            for _ in range(2)
+        ]
+        assert [r.returncode for r in runs] == [0, 0], runs[0].stdout + runs[1].stdout
+        outcomes = [
+            {
+                doc["topic"]: doc["outcome"]
+                for doc in map(json.loads, r.stdout.decode().splitlines())
+                if "outcome" in doc
+            }
+            for r in runs
+        ]
+        assert outcomes[0] == dict.fromkeys(names.values(), "created")
+        assert outcomes[1] == dict.fromkeys(names.values(), "exists")
+        meta = kafka_admin.list_topics(timeout=10).topics
+        assert {len(meta[t].partitions) for t in names.values()} == {4}
+    finally:
+        for future in kafka_admin.delete_topics(list(names.values())).values():
+            future.result(30)
+
+
+def test_replayed_recording_is_scored_end_to_end_and_sigterm_exits_cleanly(
+    pipeline: Pipeline, recordings: list[Path]
+) -> None:
+    recording = next(r for r in recordings if "btc-eth" in r.name)
+    expected = expected_keys(iter_ticks([recording]))
+    featurizer = pipeline.start("featurize")
+    consumer = pipeline.start("consume")
+    replay = pipeline.replay([recording])
+    _, err = replay.communicate(timeout=120)
+    assert replay.returncode == 0, err
+    log = PredictionLog(pipeline.broker.bootstrap_servers, pipeline.predictions, PARTITIONS)
+    log.wait_for_keys(expected, 120, featurizer, consumer)
+    report_duplicates(log, expected, "clean run")
+    # Latency is traced from the tick's ingest through to the prediction.
+    traced = [decode_prediction(v).trigger_time for v, _ in log.messages]
+    assert all(t is not None for t in traced)
+    assert consumer.metric("volatility_tick_to_prediction_seconds_count") >= len(expected)
+    assert featurizer.metric('volatility_consumer_lag{group="featurizer-') == 0
+    log.close()
+    assert featurizer.stop() == 0, featurizer.log_text()
+    assert consumer.stop() == 0, consumer.log_text()
