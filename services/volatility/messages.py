@@ -8,8 +8,10 @@ Latency is traced with optional fields that older readers ignore: a tick may car
 ``trigger_time`` (the ingest time of the tick that closed the window, or the wall clock at which a
 quiet feed's watermark closed it).
 
-The ``*_batch`` functions are the services' hot path. They parse a whole batch with one
-``json.loads`` and accept only documents that pass the same checks as the single decoders; any
+Parsing uses orjson; a document it refuses is parsed again by the standard library, which also
+reads NaN and Infinity, so that such values are reported as ``non_finite`` rather than
+``not_json``. The ``*_batch`` functions are the services' hot path. They parse a whole batch with
+one ``orjson.loads`` and accept only documents that pass the same checks as the single decoders; any
 other document goes through the single decoder, so results and reasons are identical.
 """
 
@@ -22,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
+
+import orjson
 
 from volatility.features import FEATURE_NAMES, FEATURE_SPEC_VERSION, FeatureVector
 from volatility.ticks import Tick
@@ -62,9 +66,16 @@ class Prediction:
         return doc
 
 
+def _parse(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 def _load(data: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
+        doc = _parse(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError("not_json", str(exc)) from exc
     if not isinstance(doc, dict):
@@ -103,7 +114,7 @@ def encode_tick(tick: Tick, ingest_time: float | None = None) -> bytes:
     }
     if ingest_time is not None:
         doc["ingest_time"] = ingest_time
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return orjson.dumps(doc)
 
 
 def _optional_time(doc: dict[str, Any], key: str) -> float | None:
@@ -145,8 +156,8 @@ def _tick(doc: dict[str, Any]) -> Tick:
 def _load_batch(values: Sequence[bytes]) -> list[Any] | None:
     """Every document of a batch with one parse; None when any of them is not JSON."""
     try:
-        docs = json.loads(b"[" + b",".join(values) + b"]")
-    except (ValueError, UnicodeDecodeError):
+        docs = orjson.loads(b"[" + b",".join(values) + b"]")
+    except orjson.JSONDecodeError:
         return None
     # A value holding two documents ("{},{}") would shift the ones after it.
     return docs if isinstance(docs, list) and len(docs) == len(values) else None
@@ -381,7 +392,7 @@ def decode_features_batch(values: Sequence[bytes]) -> FeatureBatch:
 
 
 def encode_prediction(pred: Prediction) -> bytes:
-    return json.dumps(pred.as_dict(), separators=(",", ":")).encode()
+    return json.dumps(pred.as_dict(), separators=(",", ":")).encode()  # may hold NaN: stdlib
 
 
 def encode_predictions(
