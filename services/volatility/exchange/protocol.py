@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
+import orjson
+
 from volatility.ticks import Tick
 
 # Every reason a frame or a ticker entry can be rejected for; metrics label values come from here.
@@ -162,6 +164,10 @@ def parse_ticker_entry(entry: Any, event_time: float, sequence_num: int | None) 
 
 def _decode(raw: str | bytes | bytearray) -> Any:
     try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # the stdlib also reads NaN/Infinity, so those frames fail as non_numeric, not here
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise FrameError(NOT_JSON, str(exc)[:80]) from None
