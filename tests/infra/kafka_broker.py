@@ -333,8 +333,8 @@ class KafkaBroker:
         cmd = self._java_command(
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            _random_cluster_id(),
+            # One token: an id may start with "-", which the tool would read as an option.
+            f"--cluster-id={_random_cluster_id()}",
             "--config",
             str(self.workdir / "server.properties"),
         )
