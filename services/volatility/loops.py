@@ -40,8 +40,6 @@ from volatility.ticks import Tick
 log = logging.getLogger(__name__)
 
 _DEFAULT_TOPICS = TopicSettings.model_construct()
-GROUP_FEATURIZER = _DEFAULT_TOPICS.group_featurizer
-GROUP_CONSUMER = _DEFAULT_TOPICS.group_consumer
 
 
 def dead_letter(

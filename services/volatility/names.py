@@ -17,6 +17,10 @@ TOPIC_FEATURES: Final = "volatility.features.v1"
 TOPIC_PREDICTIONS: Final = "volatility.predictions.v1"
 TOPIC_DEADLETTER: Final = "volatility.deadletter.v1"
 
+# Kafka consumer groups.
+GROUP_FEATURIZER: Final = "volatility-featurizer"
+GROUP_CONSUMER: Final = "volatility-consumer"
+
 DEFAULT_PRODUCTS: Final[tuple[str, ...]] = ("BTC-USD", "ETH-USD")
 COINBASE_WS_URL: Final = "wss://advanced-trade-ws.coinbase.com"
 

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from volatility.names import (
     COINBASE_WS_URL,
     DEFAULT_PRODUCTS,
+    GROUP_CONSUMER,
+    GROUP_FEATURIZER,
     TOPIC_DEADLETTER,
     TOPIC_FEATURES,
     TOPIC_PREDICTIONS,
@@ -98,8 +100,8 @@ class TopicSettings(BaseSettings):
     topic_features: str = TOPIC_FEATURES
     topic_predictions: str = TOPIC_PREDICTIONS
     topic_deadletter: str = TOPIC_DEADLETTER
-    group_featurizer: str = "volatility-featurizer"
-    group_consumer: str = "volatility-consumer"
+    group_featurizer: str = GROUP_FEATURIZER
+    group_consumer: str = GROUP_CONSUMER
 
     @property
     def all_topics(self) -> tuple[str, str, str, str]:
