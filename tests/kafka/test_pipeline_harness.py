@@ -325,7 +325,13 @@ def test_replayed_recording_is_scored_end_to_end_and_sigterm_exits_cleanly(
     traced = [decode_prediction(v).trigger_time for v, _ in log.messages]
     assert all(t is not None for t in traced)
     assert consumer.metric("volatility_tick_to_prediction_seconds_count") >= len(expected)
-    assert featurizer.metric('volatility_consumer_lag{group="featurizer-') == 0
+    # Lag is reported every 0.5 s: the report after the last batch says the input is drained.
+    wait_for(
+        lambda: featurizer.metric('volatility_consumer_lag{group="featurizer-') == 0,
+        30,
+        "the featurizer to report zero lag",
+        featurizer,
+    )
     log.close()
     assert featurizer.stop() == 0, featurizer.log_text()
     assert consumer.stop() == 0, consumer.log_text()
