@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 #: Called with the partitions a subscription loses (rebalance) so per-partition state is dropped.
 RevokeCallback = Callable[[Sequence[int]], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
+    """One message read from the bus (a tuple: created per message on the hot path)."""
+
     topic: str
     key: str | None
     value: bytes
     partition: int = 0
     offset: int = -1
-    headers: tuple[tuple[str, bytes], ...] = field(default=())
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class Subscription(Protocol):
