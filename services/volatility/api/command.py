@@ -48,6 +48,8 @@ def run_serve(args: argparse.Namespace) -> int:
     ):
         if value:
             os.environ[env] = value
+    # The process is the API's alone here: its garbage collection may be tuned for it.
+    os.environ.setdefault("API_TUNE_GC", "true")
     configure_logging(RuntimeSettings(), "api")
     uvicorn.run(
         APP_FACTORY,

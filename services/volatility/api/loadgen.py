@@ -6,7 +6,8 @@ only the status line, the Content-Length and the body.
 
 Fixed-rate runs are open-loop: request i is due at ``start + i / rate`` whatever happened to the
 previous ones, and its latency is counted from when it was due (so a stalled server is not
-hidden by the client waiting for it), as well as from when it was actually sent.
+hidden by the client waiting for it), as well as from when it was actually sent; how late the
+client sent is reported too, so that a lagging client is told apart from a slow server.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -29,30 +31,66 @@ def build_request(host: str, port: int, path: str, body: bytes) -> bytes:
     return head.encode("ascii") + body
 
 
-class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+class Connection(asyncio.Protocol):
+    """One keep-alive connection with at most one request in flight.
+
+    A protocol rather than streams: the response is parsed in ``data_received`` and its arrival
+    time taken there, without the extra task wake-ups of ``readuntil`` and ``readexactly``.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, float]] | None = None
+        self.lost: Exception | None = None
 
     @classmethod
     async def open(cls, host: str, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection(host, port, limit=1 << 24)
-        return cls(reader, writer)
+        _, protocol = await asyncio.get_running_loop().create_connection(cls, host, port)
+        return protocol
 
-    async def exchange(self, request: bytes) -> int:
-        """Send one request and read its response; the HTTP status."""
-        self.writer.write(request)
-        head = await self.reader.readuntil(_HEADER_END)
-        status = int(head[9:12])
-        at = head.lower().find(_LENGTH)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a TCP connection's
+
+    def data_received(self, data: bytes) -> None:
+        done = time.perf_counter()
+        self.buffer += data
+        end = self.buffer.find(_HEADER_END)
+        if end < 0 or self.waiter is None:
+            return
+        head = bytes(self.buffer[: end + 2]).lower()
+        at = head.find(_LENGTH)
         if at < 0:
-            raise ConnectionError("response without content-length")
-        end = head.index(b"\r\n", at + 2)
-        await self.reader.readexactly(int(head[at + len(_LENGTH) : end]))
-        return status
+            self._fail(ConnectionError("response without content-length"))
+            return
+        length = int(head[at + len(_LENGTH) : head.index(b"\r\n", at + 2)])
+        if len(self.buffer) < end + len(_HEADER_END) + length:
+            return
+        del self.buffer[: end + len(_HEADER_END) + length]
+        waiter, self.waiter = self.waiter, None
+        if not waiter.done():
+            waiter.set_result((int(head[9:12]), done))
+
+    def _fail(self, exc: Exception) -> None:
+        self.lost = exc
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+        self.waiter = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or ConnectionError("connection closed"))
+
+    async def exchange(self, request: bytes) -> tuple[int, float]:
+        """Send one request; its HTTP status and when the last byte of the answer arrived."""
+        if self.lost is not None or self.transport is None:
+            raise ConnectionError("connection closed")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self.waiter
 
     def close(self) -> None:
-        self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
 
 
 @dataclass
@@ -62,6 +100,8 @@ class Outcome:
     elapsed: float = 0.0
     due: list[float] = field(default_factory=list)
     sent: list[float] = field(default_factory=list)
+    # How late the client sent each request (fixed rate): its own scheduling lag, not the server's.
+    lag: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     failures: int = 0
 
@@ -69,6 +109,7 @@ class Outcome:
         self.statuses[status] = self.statuses.get(status, 0) + 1
         self.due.append(done - due)
         self.sent.append(done - sent)
+        self.lag.append(sent - due)
 
     @property
     def completed(self) -> int:
@@ -113,13 +154,13 @@ async def fixed_rate(
         conn = await idle.get()
         sent = time.perf_counter()
         try:
-            status = await conn.exchange(request)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+            status, done = await conn.exchange(request)
+        except (OSError, ValueError):
             outcome.failures += 1
             conn.close()
             idle.put_nowait(await Connection.open(host, port))
             return
-        outcome.record(status, due, sent, time.perf_counter())
+        outcome.record(status, due, sent, done)
         idle.put_nowait(conn)
 
     total = int(rate * duration)
@@ -154,13 +195,13 @@ async def saturate(
     async def run(conn: Connection) -> None:
         while (now := time.perf_counter()) < stop_at:
             try:
-                status = await conn.exchange(request)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
+                status, done = await conn.exchange(request)
+            except (OSError, ValueError):
                 outcome.failures += 1
                 conn.close()
                 conn = await Connection.open(host, port)
                 continue
-            outcome.record(status, now, now, time.perf_counter())
+            outcome.record(status, now, now, done)
         conn.close()
 
     start = time.perf_counter()

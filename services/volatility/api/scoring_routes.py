@@ -151,7 +151,8 @@ class FastPaths:
         scope["route"] = self.routes.get(route)
         try:
             if route == PREDICT_PATH:
-                variant, problem = _variant_query(scope["query_string"])
+                query: bytes = scope["query_string"]
+                variant, problem = _variant_query(query) if query else (None, None)
                 if problem is not None:
                     status, body = 422, problem
                 else:

@@ -33,6 +33,10 @@ class ApiSettings(BaseSettings):
     # Answer the scoring routes at the ASGI level, past FastAPI's per-request machinery.
     fast_path: bool = True
     onnx_threads: int = Field(default=1, ge=1)
+    # Once started, move what start-up allocated out of the collector's reach and collect young
+    # objects less often: full collections otherwise walk every module and schema object, a pause
+    # of tens of milliseconds. Process-wide, so set by ``volatility serve``, not when embedded.
+    tune_gc: bool = False
     # Set by image builds (e.g. the git revision); reported by /version.
     build_revision: str | None = Field(
         default=None, validation_alias=AliasChoices("BUILD_REVISION", "build_revision")
