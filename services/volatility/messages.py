@@ -153,10 +153,10 @@ def _tick(doc: dict[str, Any]) -> Tick:
     )
 
 
-def _load_batch(values: Sequence[bytes]) -> list[Any] | None:
+def _load_batch(values: Sequence[bytes], joined: bytes | None = None) -> list[Any] | None:
     """Every document of a batch with one parse; None when any of them is not JSON."""
     try:
-        docs = orjson.loads(b"[" + b",".join(values) + b"]")
+        docs = orjson.loads(b"[" + (b",".join(values) if joined is None else joined) + b"]")
     except orjson.JSONDecodeError:
         return None
     # A value holding two documents ("{},{}") would shift the ones after it.
@@ -309,7 +309,11 @@ class FeatureBatch:
 def decode_features_batch(values: Sequence[bytes]) -> FeatureBatch:
     import numpy as np
 
-    docs = _load_batch(values)
+    joined = b",".join(values)
+    docs = _load_batch(values, joined)
+    # true/false/null are never feature values; documents holding one take the full path. A
+    # literal always follows a colon, so one look at the whole batch usually clears every row.
+    no_literals = b":t" not in joined and b":f" not in joined and b":n" not in joined
     rows: list[int] = []
     pids: list[str] = []
     times: list[float] = []
@@ -318,13 +322,13 @@ def decode_features_batch(values: Sequence[bytes]) -> FeatureBatch:
     slow: list[int] = []
     for i, data in enumerate(values):
         doc = docs[i] if docs is not None else None
-        # true/false/null are never feature values; those documents take the full path.
         if (
             type(doc) is dict
             and doc.get("spec") == FEATURE_SPEC_VERSION
-            and b":true" not in data
-            and b":false" not in data
-            and b":null" not in data
+            and (
+                no_literals
+                or (b":true" not in data and b":false" not in data and b":null" not in data)
+            )
         ):
             pid, t, features = doc.get("product_id"), doc.get("event_time"), doc.get("features")
             if (
