@@ -161,7 +161,7 @@ class EmbeddedPipeline:
         self.model = Model.load(model_dir, variant)  # type: ignore[arg-type]
         self.stage = ScoreStage(self.model)
         self.recent: RecentPredictions = RecentPredictions()
-        self.health = {name: Health() for name in ("featurizer", "consumer")}
+        self.health = {name: Health() for name in ("ingest", "featurizer", "consumer")}
         self.tick_source = tick_source
         self.api_host, self.api_port = api_host, api_port
         self._on_prediction = on_prediction
@@ -171,6 +171,7 @@ class EmbeddedPipeline:
 
     def start(self) -> None:
         from volatility.exchange.client import ClientConfig, ExchangeClient
+        from volatility.feed_monitor import FeedMonitor
         from volatility.loops import TickPublisher, run_consumer, run_featurizer
 
         publisher = TickPublisher(self.bus)
@@ -207,11 +208,12 @@ class EmbeddedPipeline:
             on_prediction=on_prediction,
             poll_timeout=0.2,
         )
-        for health in self.health.values():
+        for health in (self.health["featurizer"], self.health["consumer"]):
             deadline = time.monotonic() + 10
             while not health.ready and time.monotonic() < deadline:
                 self.stop_event.wait(0.01)
         self._spawn("ingest", client.run, self.stop_event, on_frame)
+        self._spawn("feed-monitor", FeedMonitor(client, self.health["ingest"]).run, self.stop_event)
         if self.api_port is not None:
             self._start_api()
 

@@ -104,8 +104,16 @@ MALFORMED = Counter(
 DEADLETTERS = Counter(
     f"{NS}_deadletters", "Messages sent to the dead-letter topic", [LABEL_SERVICE, LABEL_REASON]
 )
-RECONNECTS = Counter(f"{NS}_reconnects", "Exchange WebSocket reconnections", [LABEL_REASON])
-SEQUENCE_GAPS = Counter(f"{NS}_sequence_gaps", "Missing exchange sequence numbers")
+RECONNECTS = Counter(f"{NS}_reconnects", "Exchange WebSocket connections after the first")
+DISCONNECTS = Counter(
+    f"{NS}_disconnects",
+    "Exchange WebSocket connections lost (closed, error, stale)",
+    [LABEL_REASON],
+)
+CONNECT_FAILURES = Counter(f"{NS}_connect_failures", "Failed exchange connection attempts")
+SEQUENCE_GAPS = Counter(f"{NS}_sequence_gaps", "Jumps in the exchange's sequence numbers")
+SEQUENCE_MISSED = Counter(f"{NS}_sequence_missed", "Exchange sequence numbers skipped by gaps")
+FEED_CONNECTED = Gauge(f"{NS}_feed_connected", "1 while the exchange feed is connected")
 FEATURE_VECTORS = Counter(f"{NS}_feature_vectors", "Feature vectors emitted", [LABEL_PRODUCT])
 HISTORY_RESTARTS = Counter(
     f"{NS}_history_restarts",

@@ -93,6 +93,7 @@ def _kafka_bus(topics: tuple[str, ...], service: str) -> KafkaBus:
 def run_ingest(args: argparse.Namespace) -> int:
     from volatility.bus.kafka import BusUnavailableError
     from volatility.exchange.client import ClientConfig, ExchangeClient
+    from volatility.feed_monitor import FeedMonitor
     from volatility.loops import TickPublisher
     from volatility.settings import IngestSettings, TopicSettings
 
@@ -112,10 +113,14 @@ def run_ingest(args: argparse.Namespace) -> int:
             stale_after=settings.stale_after_seconds,
         )
     )
-    health.set_ready(True)
+    monitor = FeedMonitor(client, health)
+    watcher = threading.Thread(target=monitor.run, args=(stop,), name="feed-monitor", daemon=True)
+    watcher.start()
     try:
         client.run(stop, publisher.on_frame)
     finally:
+        stop.set()
+        watcher.join(10)
         bus.close()
     return 0
 
