@@ -1,9 +1,10 @@
 """The ingest's view of its exchange client: Prometheus counters and health.
 
 The client keeps plain counters (reconnects, sequence gaps, malformed frames by reason...); this
-adapter copies their increase into the service's metrics every few seconds, and derives health
-from them: ready while connected, alive while the client makes progress (frames, or connection
-attempts while the feed is down).
+adapter copies their increase into the service's metrics every few seconds, and derives liveness
+from them: alive while the client makes progress (frames, or connection attempts while the feed
+is down). Readiness does not follow the exchange: an outage there must not make the ingest look
+broken to Kubernetes (failed rollouts, restarts); it shows in volatility_feed_connected.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ class FeedMonitor:
         last = self._last
         self._last = now
         metrics.FEED_CONNECTED.set(1 if now.connected else 0)
-        self._health.set_ready(now.connected)
         if last is None:
             progressed = True
             last_disconnects: Counter[str] = Counter()

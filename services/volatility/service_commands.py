@@ -113,6 +113,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             stale_after=settings.stale_after_seconds,
         )
     )
+    health.set_ready(True)  # the bus is reachable; the exchange's state is a metric
     monitor = FeedMonitor(client, health)
     watcher = threading.Thread(target=monitor.run, args=(stop,), name="feed-monitor", daemon=True)
     watcher.start()
