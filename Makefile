@@ -46,8 +46,10 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP) ## Benchmarks: feature engine and embedded pipeline throughput
+bench: $(STAMP) ## Benchmarks: feature engine, embedded pipeline, Kafka services on a real broker
 	$(BIN)/python -m volatility.bench
+	bash tests/infra/provision-kafka.sh >/dev/null
+	$(BIN)/python -m volatility.kafka_bench
 
 bench-api: $(STAMP) ## API load test: fixed-rate latency percentiles and saturation, single and batch
 	$(BIN)/python -m volatility.api.bench
