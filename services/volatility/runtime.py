@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -33,6 +34,19 @@ def configure_logging(settings: RuntimeSettings, service: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+
+
+# Hot loops allocate many short-lived, acyclic objects (messages, ticks, rows) that refcounting
+# frees; collections at the default threshold (700) find almost nothing alive but traverse the
+# whole young heap. Rarer collections, and start-up objects frozen out of them, cut that cost.
+GC_THRESHOLDS = (20_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Call once a service has loaded what it keeps for its lifetime."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def install_signal_handlers() -> threading.Event:

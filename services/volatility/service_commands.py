@@ -95,6 +95,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     from volatility.exchange.client import ClientConfig, ExchangeClient
     from volatility.feed_monitor import FeedMonitor
     from volatility.loops import TickPublisher
+    from volatility.runtime import tune_gc
     from volatility.settings import IngestSettings, TopicSettings
 
     stop, health = _start("ingest")
@@ -117,6 +118,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     monitor = FeedMonitor(client, health)
     watcher = threading.Thread(target=monitor.run, args=(stop,), name="feed-monitor", daemon=True)
     watcher.start()
+    tune_gc()
     try:
         client.run(stop, publisher.on_frame)
     finally:
@@ -129,6 +131,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 def run_featurize(args: argparse.Namespace) -> int:
     from volatility.bus.kafka import BusUnavailableError
     from volatility.loops import run_featurizer
+    from volatility.runtime import tune_gc
     from volatility.settings import FeaturizerSettings, KafkaConsumerSettings, TopicSettings
     from volatility.stages import FeaturizeStage
 
@@ -141,6 +144,7 @@ def run_featurize(args: argparse.Namespace) -> int:
         stage = FeaturizeStage(
             lateness=settings.lateness_seconds, rebuild_seconds=settings.rebuild_seconds
         )
+        tune_gc()
         run_featurizer(
             bus,
             stop,
@@ -160,6 +164,7 @@ def run_featurize(args: argparse.Namespace) -> int:
 def run_consume(args: argparse.Namespace) -> int:
     from volatility.bus.kafka import BusUnavailableError
     from volatility.loops import run_consumer
+    from volatility.runtime import tune_gc
     from volatility.scoring.contract import ModelContractError
     from volatility.scoring.model import Model
     from volatility.settings import KafkaConsumerSettings, ModelSettings, TopicSettings
@@ -180,6 +185,7 @@ def run_consume(args: argparse.Namespace) -> int:
         bus = _kafka_bus(
             (topics.topic_features, topics.topic_predictions, topics.topic_deadletter), "consumer"
         )
+        tune_gc()
         run_consumer(
             bus,
             ScoreStage(model),

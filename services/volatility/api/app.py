@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 import logging
 import signal
@@ -50,6 +49,7 @@ from volatility.api.watch import VariantFile, read_variant, reload_models, watch
 from volatility.features.spec import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from volatility.names import VariantName
 from volatility.recent import RecentPredictions
+from volatility.runtime import tune_gc
 from volatility.scoring.contract import ModelContractError
 
 log = logging.getLogger(__name__)
@@ -136,17 +136,6 @@ def _lifespan(state: ApiState) -> Callable[[FastAPI], Any]:
             state.tasks.clear()
 
     return lifespan
-
-
-# Requests allocate few objects that outlive them (single rows a few dozen, batches a dict per
-# row, freed when answered): rarer young collections find almost nothing alive.
-GC_THRESHOLDS = (20_000, 10, 10)
-
-
-def tune_gc() -> None:
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _without_otel() -> dict[str, Any]:

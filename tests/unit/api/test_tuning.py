@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.unit.api.conftest import api_settings
-from volatility.api.app import GC_THRESHOLDS, create_app
+from volatility.api.app import create_app
+from volatility.runtime import GC_THRESHOLDS
 
 
 @pytest.fixture
