@@ -8,6 +8,7 @@ directly at the ASGI level; the FastAPI routes, which document them in OpenAPI, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -70,39 +71,51 @@ class ScoringEndpoints:
         self, content_type: str | None, length: str | None, receive: Receive, variant: str | None
     ) -> tuple[int, bytes]:
         """Status and JSON body for POST /predict; errors as {"detail": ...}."""
-        try:
-            check_content_type(content_type)
-            body = await read_body(receive, self.limit, length)
-            served = self.registry.current
-            if served is None:
-                return 503, _problem("detail", "no model loaded yet")
-            args = (served, body, variant, self.max_rows, self.metrics)
-            if len(body) > self.offload:
-                return 200, await run_in_threadpool(predict.predict, *args)
-            return 200, predict.predict(*args)
-        except InputError as exc:
-            return exc.status, _problem("detail", str(exc))
-        except NotLoaded as exc:
-            return 404, _problem("detail", str(exc))
+        return await self._score(
+            "detail",
+            content_type,
+            length,
+            receive,
+            lambda served, body: predict.predict(
+                served, body, variant, self.max_rows, self.metrics
+            ),
+        )
 
     async def infer(
         self, name: str, content_type: str | None, length: str | None, receive: Receive
     ) -> tuple[int, bytes]:
         """Status and JSON body for v2 infer; errors as {"error": ...} (the protocol's shape)."""
+        return await self._score(
+            "error",
+            content_type,
+            length,
+            receive,
+            lambda served, body: openinference.infer(
+                served, name, body, self.max_rows, self.metrics
+            ),
+        )
+
+    async def _score(
+        self,
+        error_key: str,
+        content_type: str | None,
+        length: str | None,
+        receive: Receive,
+        score: Callable[[Served, bytes], bytes],
+    ) -> tuple[int, bytes]:
         try:
             check_content_type(content_type)
             body = await read_body(receive, self.limit, length)
             served = self.registry.current
             if served is None:
-                return 503, _problem("error", "no model loaded yet")
-            args = (served, name, body, self.max_rows, self.metrics)
+                return 503, _problem(error_key, "no model loaded yet")
             if len(body) > self.offload:
-                return 200, await run_in_threadpool(openinference.infer, *args)
-            return 200, openinference.infer(*args)
+                return 200, await run_in_threadpool(score, served, body)
+            return 200, score(served, body)
         except InputError as exc:
-            return exc.status, _problem("error", str(exc))
+            return exc.status, _problem(error_key, str(exc))
         except NotLoaded as exc:
-            return 404, _problem("error", str(exc))
+            return 404, _problem(error_key, str(exc))
 
 
 def _variant_query(query: bytes) -> tuple[str | None, bytes | None]:
