@@ -222,8 +222,3 @@ class ScoreStage:
             )
             for v, s in zip(vectors, scores, strict=True)
         ]
-
-
-def end_to_end_seconds(pred: Prediction, now: float | None = None) -> float:
-    """Delay from the end of the prediction's window (event time) to now."""
-    return (time.time() if now is None else now) - pred.event_time

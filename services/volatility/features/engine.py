@@ -55,7 +55,6 @@ class EngineStats:
     vectors: int = 0
     late_ticks: int = 0
     history_restarts: int = 0
-    dropped_products: int = 0
     by_product_restarts: dict[str, int] = field(default_factory=dict)
 
 
@@ -330,11 +329,6 @@ class FeatureEngine:
                 state.close_through(boundary, out)
         self.stats.vectors += len(out)
         return out
-
-    def drop(self, product_id: str) -> None:
-        """Forget a product's history (its partition moved to another process)."""
-        if self._states.pop(product_id, None) is not None:
-            self.stats.dropped_products += 1
 
     def _restart(self, product_id: str) -> None:
         del self._states[product_id]
