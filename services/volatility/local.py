@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from volatility.pacing import parse_speed
+
 if TYPE_CHECKING:
     from volatility.exchange.client import ExchangeClient
     from volatility.exchange.protocol import Frame
@@ -53,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="replay recordings through the simulator instead",
     )
-    parser.add_argument("--speed", default="1", help="replay speed: 1, 10, ... or max (default 1)")
+    parser.add_argument(
+        "--speed", type=parse_speed, default=1.0, help="replay speed: 1, 10, ... or max (default 1)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="synthetic simulator seed (default 7)")
     parser.add_argument("--products", default="BTC-USD,ETH-USD", help="comma-separated products")
     parser.add_argument("--url", default=None, help="exchange WebSocket URL (default: Coinbase)")
@@ -261,12 +265,10 @@ class EmbeddedPipeline:
 def _start_simulator(args: argparse.Namespace, products: tuple[str, ...]) -> SimulatorHandle:
     from volatility.exchange.simulator.server import start_simulator
     from volatility.exchange.simulator.sources import replay_source, synthetic_source
-    from volatility.pacing import parse_speed
 
     if args.replay:
-        speed = parse_speed(args.speed)
         source = replay_source(args.replay, products=products)
-        return start_simulator(source, speed=speed or None, timestamps="shift")
+        return start_simulator(source, speed=args.speed, timestamps="shift")
     source = synthetic_source(
         args.seed, products, start_time=time.time() - SIMULATOR_PREROLL_SECONDS
     )

@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from volatility.pacing import parse_speed
+
 if TYPE_CHECKING:
     from volatility.bus.kafka import KafkaBus
     from volatility.runtime import Health
@@ -210,7 +212,10 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
         help="publish to the ticks topic (KAFKA_* settings); default: JSON lines on stdout",
     )
     parser.add_argument(
-        "--speed", default="max", help="event-time speed: 1, 10, ... or max (default)"
+        "--speed",
+        type=parse_speed,
+        default=None,
+        help="event-time speed: 1, 10, ... or max (default)",
     )
     _common(parser)
 
@@ -218,13 +223,8 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
 def run_replay(args: argparse.Namespace) -> int:
     from volatility.exchange.recordings import iter_ticks
     from volatility.messages import encode_tick
-    from volatility.pacing import Pacer, parse_speed
+    from volatility.pacing import Pacer
 
-    try:
-        speed = parse_speed(args.speed)
-    except ValueError as exc:
-        print(f"--speed: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         print(f"no such file: {', '.join(missing)}", file=sys.stderr)  # noqa: T201
@@ -244,7 +244,7 @@ def run_replay(args: argparse.Namespace) -> int:
             print(str(exc), file=sys.stderr)  # noqa: T201
             return 2
         publisher = TickPublisher(bus, topic)
-    pacer = Pacer(speed, stop)
+    pacer = Pacer(args.speed, stop)
     count = 0
     out = sys.stdout.buffer
     pending: list[Tick] = []
@@ -255,7 +255,7 @@ def run_replay(args: argparse.Namespace) -> int:
             # Paced ticks go out one by one, as the exchange delivers them; at max speed they
             # are published in blocks, which is what makes a max-speed replay fast.
             pending.append(tick)
-            if speed > 0 or len(pending) >= 1000:
+            if args.speed is not None or len(pending) >= 1000:
                 publisher.publish(pending)
                 pending = []
         else:

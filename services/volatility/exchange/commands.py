@@ -11,6 +11,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from volatility.names import COINBASE_WS_URL, DEFAULT_PRODUCTS
+from volatility.pacing import parse_speed
 
 PROGRESS_INTERVAL_S = 5.0
 
@@ -18,18 +19,6 @@ PROGRESS_INTERVAL_S = 5.0
 def _say(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
-
-
-def _speed(text: str) -> float | None:
-    if text == "max":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("speed is a positive number or 'max'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("speed must be positive")
-    return value
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -69,7 +58,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic market")
     parser.add_argument(
-        "--speed", type=_speed, default=1.0, help="event-time speed-up factor, or 'max'"
+        "--speed", type=parse_speed, default=1.0, help="event-time speed-up factor, or 'max'"
     )
     parser.add_argument("--loop", action="store_true", help="replay the recordings endlessly")
     parser.add_argument(
