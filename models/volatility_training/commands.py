@@ -14,7 +14,7 @@ from volatility_training.labels import DEFAULT_HORIZON, DEFAULT_QUANTILE
 DEFAULT_MODELS = Path("models/artifacts")
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_data_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         nargs="+",
@@ -23,6 +23,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="recordings (.ndjson files, or folders of them)",
     )
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_data_argument(parser)
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_MODELS, metavar="DIR", help="writes DIR/<variant>/"
     )
@@ -35,14 +39,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        nargs="+",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="recordings (.ndjson files, or folders of them)",
-    )
+    _add_data_argument(parser)
     parser.add_argument("--models", type=Path, default=DEFAULT_MODELS, metavar="DIR")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from tests.infra.kafka_broker import KafkaBroker, TopicFactory
+from tests.kafka.pipeline import Pipeline
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,3 +52,13 @@ def kafka_topics(
     if not kafka_broker.is_running:
         kafka_broker.restart()
     factory.delete_all()
+
+
+@pytest.fixture
+def pipeline(
+    kafka_broker: KafkaBroker, kafka_topics: TopicFactory, tmp_path: Path
+) -> Iterator[Pipeline]:
+    """Topics of its own and `volatility` services started on demand, stopped afterwards."""
+    p = Pipeline.create(kafka_broker, kafka_topics, tmp_path)
+    yield p
+    p.close()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.kafka.test_pipeline_harness import (
+from tests.kafka.pipeline import (
     PARTITIONS,
     Pipeline,
     PredictionLog,
     TopicReader,
     expected_keys,
-    pipeline,  # noqa: F401 - fixture
     wait_for,
 )
 from volatility.exchange.recordings import iter_ticks
@@ -34,7 +33,7 @@ POISON_FEATURES = {
 
 
 def test_poison_in_each_topic_is_dead_lettered_with_its_reason_and_the_stream_goes_on(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
     recordings: list[Path],
 ) -> None:
     recording = next(r for r in recordings if "btc-eth" in r.name)

@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.infra.kafka_broker import KafkaBroker, free_port
-from tests.kafka.test_pipeline_harness import (
+from tests.kafka.pipeline import (
     PARTITIONS,
     VOLATILITY,
+    Key,
     Pipeline,
     PredictionLog,
+    Service,
     expected_keys,
-    pipeline,  # noqa: F401 - fixture
     report_duplicates,
     wait_for,
 )
@@ -28,25 +30,40 @@ from volatility.exchange.recordings import iter_ticks
 REPLAY_SPEED = "400"
 
 
-def _long_recording(recordings: list[Path]) -> Path:
-    return max((r for r in recordings if "btc-eth" in r.name), key=lambda r: r.stat().st_size)
+@dataclass
+class _Run:
+    """Featurizer and consumer processes scoring a replay of the longest two-product recording."""
+
+    expected: set[Key]
+    featurizer: Service
+    consumer: Service
+    log: PredictionLog
+    replay: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, pipeline: Pipeline, recordings: list[Path]) -> _Run:
+        recording = max(
+            (r for r in recordings if "btc-eth" in r.name), key=lambda r: r.stat().st_size
+        )
+        expected = expected_keys(iter_ticks([recording]))
+        featurizer = pipeline.start("featurize")
+        consumer = pipeline.start("consume")
+        log = PredictionLog(pipeline.broker.bootstrap_servers, pipeline.predictions, PARTITIONS)
+        replay = pipeline.replay([recording], speed=REPLAY_SPEED)
+        return cls(expected, featurizer, consumer, log, replay)
+
+    def predicted_at_least(self, n: int) -> bool:
+        self.log.read(0.2)
+        return len(self.log.messages) >= n
 
 
 def test_sigkill_of_featurizer_then_consumer_loses_no_prediction(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
     recordings: list[Path],
 ) -> None:
-    recording = _long_recording(recordings)
-    expected = expected_keys(iter_ticks([recording]))
-    featurizer = pipeline.start("featurize")
-    consumer = pipeline.start("consume")
-    log = PredictionLog(pipeline.broker.bootstrap_servers, pipeline.predictions, PARTITIONS)
-    replay = pipeline.replay([recording], speed=REPLAY_SPEED)
-
-    def predicted_at_least(n: int) -> bool:
-        log.read(0.2)
-        return len(log.messages) >= n
-
+    run = _Run.start(pipeline, recordings)
+    expected, log, replay = run.expected, run.log, run.replay
+    featurizer, consumer, predicted_at_least = run.featurizer, run.consumer, run.predicted_at_least
     wait_for(lambda: predicted_at_least(len(expected) // 5), 90, "first predictions", featurizer)
     assert replay.poll() is None, "the replay ended before the featurizer was killed"
     featurizer.kill()
@@ -68,21 +85,13 @@ def test_sigkill_of_featurizer_then_consumer_loses_no_prediction(
 
 
 def test_broker_restart_mid_stream_recovers_by_itself(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
     kafka_broker: KafkaBroker,
     recordings: list[Path],
 ) -> None:
-    recording = _long_recording(recordings)
-    expected = expected_keys(iter_ticks([recording]))
-    featurizer = pipeline.start("featurize")
-    consumer = pipeline.start("consume")
-    log = PredictionLog(pipeline.broker.bootstrap_servers, pipeline.predictions, PARTITIONS)
-    replay = pipeline.replay([recording], speed=REPLAY_SPEED)
-
-    def predicted_at_least(n: int) -> bool:
-        log.read(0.2)
-        return len(log.messages) >= n
-
+    run = _Run.start(pipeline, recordings)
+    expected, log, replay = run.expected, run.log, run.replay
+    featurizer, consumer, predicted_at_least = run.featurizer, run.consumer, run.predicted_at_least
     wait_for(lambda: predicted_at_least(len(expected) // 4), 90, "first predictions", featurizer)
     kafka_broker.restart()
     before = len(log.messages)
@@ -101,7 +110,7 @@ def test_broker_restart_mid_stream_recovers_by_itself(
 
 
 def test_services_fail_fast_without_broker_or_topics(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
 ) -> None:
     nobody = f"127.0.0.1:{free_port()}"
     started = time.monotonic()
