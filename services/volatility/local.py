@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from volatility.exchange.simulator.server import SimulatorHandle
     from volatility.features import FeatureVector
     from volatility.messages import Prediction
+    from volatility.names import VariantName
     from volatility.recent import RecentPredictions
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class EmbeddedPipeline:
         url: str,
         products: tuple[str, ...],
         model_dir: Path,
-        variant: str,
+        variant: VariantName,
         tick_source: str,
         state: LiveState | None = None,
         api_host: str = "127.0.0.1",
@@ -162,7 +163,7 @@ class EmbeddedPipeline:
         self.state = state or LiveState()
         self.bus = MemoryBus()
         self.stop_event = threading.Event()
-        self.model = Model.load(model_dir, variant)  # type: ignore[arg-type]
+        self.model = Model.load(model_dir, variant)
         self.stage = ScoreStage(self.model)
         self.recent: RecentPredictions = RecentPredictions()
         self.health = {name: Health() for name in ("ingest", "featurizer", "consumer")}
