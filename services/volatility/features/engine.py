@@ -7,8 +7,17 @@ vector is O(number of windows), independent of the tick rate.
 
 Cadence: one vector per product per second of event time, at each whole-second boundary ``t``,
 describing the ticks with event time in ``[t - W, t)``. A boundary is emitted when the first tick
-at or after it arrives (or when :meth:`FeatureEngine.advance_to` moves the watermark past it), so
-streaming and replaying a recording give identical vectors.
+at or after it arrives, or when a watermark (:meth:`FeatureEngine.advance`: "no tick of this
+product before W will come") passes it; both come from the stream, so streaming and replaying it
+give identical vectors.
+
+A tick identical to one already taken at the same event time (same price, bid, ask and 24 h
+volume) is a duplicate delivery, not market activity: it is counted and ignored.
+
+Values depend only on the ticks inside the windows, not on how long the history is: window sums
+are recomputed exactly from the buckets at every whole multiple of ``RESYNC_SECONDS`` of event
+time, so two engines that saw the same ticks for that long (a restarted one rebuilding its state,
+say) emit bit-identical vectors.
 """
 
 from __future__ import annotations
@@ -31,8 +40,14 @@ _RING = max(WINDOWS) + 2
 _NW = len(WINDOWS)
 _DETAIL_IDX = tuple(WINDOWS.index(w) for w in DETAIL_WINDOWS)
 _IDX10, _IDX60, _IDX300 = WINDOWS.index(10), WINDOWS.index(60), WINDOWS.index(300)
-# Window sums are rebuilt from the ring this often, so rounding from add/remove cannot drift.
-_RESYNC_EVERY = 3600
+#: Window sums are rebuilt from the ring at every event second divisible by this, so rounding from
+#: add/remove cannot drift and depends on the window's ticks only (not on the history's length).
+RESYNC_SECONDS = 60
+# Distinct ticks remembered per event time for spotting duplicates (real ones number a few).
+_MAX_SAME_TIME = 32
+#: Event time an engine must have seen before its vectors equal those of any engine that saw more
+#: of the same stream: the longest window, one resync period, one gap and a second of margin.
+CONVERGENCE_SECONDS = max(WINDOWS) + RESYNC_SECONDS + MAX_GAP_SECONDS + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +69,7 @@ class EngineStats:
     ticks: int = 0
     vectors: int = 0
     late_ticks: int = 0
+    duplicate_ticks: int = 0
     history_restarts: int = 0
     by_product_restarts: dict[str, int] = field(default_factory=dict)
 
@@ -72,9 +88,9 @@ class _ProductState:
         "b_ss",
         "b_ss2",
         "cur",
-        "emitted",
         "last_mid",
         "last_spread",
+        "last_ticks",
         "last_time",
         "maxq",
         "minq",
@@ -103,10 +119,10 @@ class _ProductState:
         self.product_id = product_id
         self.start = start
         self.cur = start
-        self.emitted = 0
         self.last_mid = math.nan
         self.last_spread = math.nan
         self.last_time = -math.inf
+        self.last_ticks: list[Tick] = []  # the ticks taken at last_time, to spot duplicates
         self._clear_bucket()
         z = [0.0] * _RING
         self.r_n, self.r_nr, self.r_nz = [0] * _RING, [0] * _RING, [0] * _RING
@@ -219,8 +235,7 @@ class _ProductState:
             while q and q[0][0] <= b - w:
                 q.popleft()
         self._clear_bucket()
-        self.emitted += 1
-        if self.emitted % _RESYNC_EVERY == 0:
+        if b % RESYNC_SECONDS == 0:
             self._resync(b)
 
     def _resync(self, b: int) -> None:
@@ -298,36 +313,57 @@ class FeatureEngine:
         sec = math.floor(t)
         state = self._states.get(tick.product_id)
         if state is not None:
-            if t < state.last_time or sec < state.cur:
+            last = state.last_time
+            if t < last or sec < state.cur:
                 self.stats.late_ticks += 1
                 return out
-            if sec - state.cur > MAX_GAP_SECONDS:
+            if t == last:
+                key = tick[2:5], tick.volume_24h
+                for seen in state.last_ticks:
+                    if (seen[2:5], seen.volume_24h) == key:
+                        self.stats.duplicate_ticks += 1
+                        return out
+                if len(state.last_ticks) < _MAX_SAME_TIME:
+                    state.last_ticks.append(tick)
+            else:
+                state.last_ticks = [tick]
+            # The gap is measured from the last tick: a watermark may have moved ``cur`` on.
+            if sec - math.floor(last) > MAX_GAP_SECONDS:
                 self._restart(tick.product_id)
                 state = None
             elif sec > state.cur:
                 state.close_through(sec, out)
         if state is None:
             state = self._states[tick.product_id] = _ProductState(tick.product_id, sec)
+            state.last_ticks = [tick]
         bid, ask = tick.best_bid, tick.best_ask
         mid = 0.5 * (bid + ask)
         state.add(t, mid, (ask - bid) / mid * 1e4)
         self.stats.vectors += len(out)
         return out
 
-    def advance_to(self, watermark: float) -> list[FeatureVector]:
-        """Close every product's boundaries up to ``watermark`` (event time known to be complete).
+    def advance(self, product_id: str, watermark: float) -> list[FeatureVector]:
+        """No tick of ``product_id`` before ``watermark`` will come: close the boundaries up to it.
 
-        Used when the feed is quiet, so vectors keep coming without waiting for the next tick;
-        a product silent for longer than MAX_GAP_SECONDS restarts its history instead.
+        A product is never advanced more than MAX_GAP_SECONDS past its last tick; a tick after a
+        longer silence restarts its history, exactly as without watermarks.
         """
+        state = self._states.get(product_id)
+        if state is None:
+            return []
+        boundary = min(math.floor(watermark), math.floor(state.last_time) + MAX_GAP_SECONDS)
+        if boundary <= state.cur:
+            return []
         out: list[FeatureVector] = []
-        boundary = math.floor(watermark)
-        for product_id, state in list(self._states.items()):
-            if boundary - state.cur > MAX_GAP_SECONDS:
-                self._restart(product_id)
-            elif boundary > state.cur:
-                state.close_through(boundary, out)
+        state.close_through(boundary, out)
         self.stats.vectors += len(out)
+        return out
+
+    def advance_to(self, watermark: float) -> list[FeatureVector]:
+        """:meth:`advance` every product to ``watermark``."""
+        out: list[FeatureVector] = []
+        for product_id in list(self._states):
+            out += self.advance(product_id, watermark)
         return out
 
     def _restart(self, product_id: str) -> None:

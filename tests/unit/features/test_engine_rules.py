@@ -92,3 +92,52 @@ def test_products_are_independent() -> None:
     vectors = feed(engine, ticks)
     assert {len(v) for _, v in vectors} == {len(FEATURE_NAMES)}
     assert engine.products == ("BTC-USD", "ETH-USD")
+
+
+def test_a_duplicate_delivery_is_ignored_but_a_distinct_tick_at_the_same_time_counts() -> None:
+    engine = FeatureEngine()
+    feed(engine, [tick(i) for i in range(61)])
+    again = tick(60)
+    distinct = tick(60, mid=100.5)
+    assert engine.update(again) == []
+    assert engine.stats.duplicate_ticks == 1
+    engine.update(distinct)
+    engine.update(distinct)
+    assert engine.stats.duplicate_ticks == 2
+    (vec,) = engine.update(tick(61))
+    assert vec.as_dict()["tick_rate_10s"] == pytest.approx(1.1)  # 10 ticks + the distinct one
+
+
+def test_advance_closes_one_product_and_never_more_than_the_gap_past_its_last_tick() -> None:
+    engine = FeatureEngine()
+    feed(engine, [tick(i) for i in range(61)] + [tick(i, product="ETH-USD") for i in range(61)])
+    assert [v.event_time - T0 for v in engine.advance("BTC-USD", T0 + 62.5)] == [61.0, 62.0]
+    assert engine.advance("ETH-USD", T0 + 61.0) != []
+    assert engine.advance("SOL-USD", T0 + 62.0) == []  # unknown: nothing to close
+    capped = engine.advance("BTC-USD", T0 + 10_000.0)
+    assert capped[-1].event_time - T0 == 60 + MAX_GAP_SECONDS
+    # The next tick after the long silence restarts the history, as without watermarks.
+    assert engine.update(tick(60 + MAX_GAP_SECONDS + 5)) == []
+    assert engine.stats.history_restarts == 1
+
+
+def test_vectors_depend_on_the_windows_not_on_how_long_the_history_is() -> None:
+    import random
+
+    from volatility.features.engine import CONVERGENCE_SECONDS
+
+    rng = random.Random(3)
+    mid, ticks = 100.0, []
+    t = 0.0
+    while t < 3000:
+        t += rng.expovariate(4.0)
+        if rng.random() < 0.01:
+            t += rng.uniform(5, 50)  # quiet spells shorter than the gap
+        mid *= math.exp(rng.gauss(0, 2e-4))
+        ticks.append(tick(t, round(mid, 2), rng.choice((0.005, 0.01, 0.2))))
+    cut = 1234.0
+    long_run = dict(feed(FeatureEngine(), ticks))
+    short_run = feed(FeatureEngine(), [k for k in ticks if k.event_time - T0 >= cut])
+    late = [(v, vals) for v, vals in short_run if v >= cut + CONVERGENCE_SECONDS]
+    assert late
+    assert all(long_run[v] == vals for v, vals in late)  # bit for bit
