@@ -16,12 +16,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from volatility import __version__
 from volatility.api import openinference
 from volatility.api.metrics import ApiMetrics, api_metrics
 from volatility.api.middleware import RequestMetrics
+from volatility.api.openinference import pick_version
 from volatility.api.registry import ModelRegistry, NotLoaded
 from volatility.api.schemas import (
     ErrorBody,
@@ -43,7 +45,15 @@ from volatility.api.schemas import (
     VersionInfo,
     predict_request_schemas,
 )
-from volatility.api.scoring_routes import INFER_PATH, PREDICT_PATH, FastPaths, ScoringEndpoints
+from volatility.api.scoring_routes import (
+    INFER_PATH,
+    INFER_VERSION_PATH,
+    PREDICT_PATH,
+    Answer,
+    FastPaths,
+    ScoringEndpoints,
+    read_head,
+)
 from volatility.api.settings import ApiSettings
 from volatility.api.watch import VariantFile, read_variant, reload_models, watch_variant_file
 from volatility.features.spec import FEATURE_NAMES, FEATURE_SPEC_VERSION
@@ -56,7 +66,11 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 ModelName = Annotated[str, Path(description="A variant: baseline or ml")]
+ModelVersion = Annotated[str, Path(description="The version the model's metadata lists")]
+V2_PATHS = "/v2"
 SERVER_NAME = "volatility"
+# The Open Inference Protocol extension this server implements (named as Triton names it).
+BINARY_EXTENSION = "binary_tensor_data"
 
 
 @dataclass
@@ -77,8 +91,11 @@ def api_state(app: FastAPI) -> ApiState:
     return state
 
 
-def _json(status: int, body: bytes) -> Response:
-    return Response(body, status_code=status, media_type=JSON)
+def _answer(answer: Answer) -> Response:
+    response = Response(answer.body, status_code=answer.status, media_type=answer.content_type)
+    if answer.json_length is not None:
+        response.headers["inference-header-content-length"] = str(answer.json_length)
+    return response
 
 
 def _problem(status: int, detail: str) -> Response:
@@ -178,23 +195,52 @@ def create_app(
         app.add_middleware(
             FastPaths,
             endpoints=endpoints,
-            routes={p: routes[p] for p in (PREDICT_PATH, INFER_PATH)},
+            routes={p: routes[p] for p in (PREDICT_PATH, INFER_PATH, INFER_VERSION_PATH)},
         )
     app.add_middleware(RequestMetrics, metrics=metrics)  # added last: the outermost
     _document_predict_body(app, settings.max_batch_rows)
     return app
 
 
+def _is_v2(request: Request) -> bool:
+    path: str = request.scope["path"]
+    return path == V2_PATHS or path.startswith(V2_PATHS + "/")
+
+
 def _add_error_handlers(app: FastAPI) -> None:
-    async def on_validation(_request: Request, exc: Exception) -> Response:
+    """Errors in each protocol's shape: {"error": ...} under /v2, {"detail": ...} elsewhere."""
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
         errors = exc.errors() if isinstance(exc, RequestValidationError) else []
         parts = []
         for err in errors:
             where = ".".join(str(p) for p in err.get("loc", ()))
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        return _problem(422, "; ".join(parts) or "invalid request")
+        text = "; ".join(parts) or "invalid request"
+        return _v2_problem(422, text) if _is_v2(request) else _problem(422, text)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it alone
+        method, path = request.scope["method"], request.scope["path"]
+        if exc.status_code == 404:
+            text = f"no such route: {path}"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            text = f"{method} is not allowed on {path}" + (
+                f"; allowed: {allowed}" if allowed else ""
+            )
+        else:
+            text = str(exc.detail)
+        response = (
+            _v2_problem(exc.status_code, text)
+            if _is_v2(request)
+            else _problem(exc.status_code, text)
+        )
+        response.headers.update(exc.headers or {})
+        return response
 
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
 
 
 def _add_service_routes(app: FastAPI, state: ApiState) -> None:
@@ -329,11 +375,10 @@ def _add_predict_route(app: FastAPI, state: ApiState) -> None:
         ] = None,
     ) -> Response:
         """Score one feature vector (``features``) or a batch (``instances``, or ``rows``)."""
-        headers = request.headers
-        status, body = await state.endpoints.predict(
-            headers.get("content-type"), headers.get("content-length"), request.receive, variant
+        answer = await state.endpoints.predict(
+            read_head(request.scope["headers"]), request.receive, variant
         )
-        return _json(status, body)
+        return _answer(answer)
 
 
 def _add_v2_routes(app: FastAPI, state: ApiState) -> None:
@@ -343,7 +388,9 @@ def _add_v2_routes(app: FastAPI, state: ApiState) -> None:
 
     @app.get("/v2", response_model=V2ServerMetadata, tags=["v2"])
     async def server_metadata() -> V2ServerMetadata:
-        return V2ServerMetadata(name=SERVER_NAME, version=__version__, extensions=[])
+        return V2ServerMetadata(
+            name=SERVER_NAME, version=__version__, extensions=[BINARY_EXTENSION]
+        )
 
     @app.get("/v2/health/live", response_model=V2Live, tags=["v2"])
     async def live() -> V2Live:
@@ -356,21 +403,18 @@ def _add_v2_routes(app: FastAPI, state: ApiState) -> None:
         ok = state.registry.current is not None
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
-    def model_or_404(name: str) -> Any:
+    def model_or_404(name: str, version: str | None = None) -> Any:
         served = state.registry.current
         if served is None:
             return _v2_problem(503, "no model loaded yet")
         try:
-            return served.pick(name)
+            return pick_version(served, name, version)
         except NotLoaded as exc:
             return _v2_problem(404, str(exc))
 
-    @app.get(
-        "/v2/models/{name}",
-        response_model=V2ModelMetadata,
-        responses={**not_found, 503: {"model": V2Error}},
-        tags=["v2"],
-    )
+    v2_errors: dict[int | str, dict[str, Any]] = {**not_found, 503: {"model": V2Error}}
+
+    @app.get("/v2/models/{name}", response_model=V2ModelMetadata, responses=v2_errors, tags=["v2"])
     async def model_metadata(name: ModelName) -> V2ModelMetadata | Response:
         model = model_or_404(name)
         if isinstance(model, Response):
@@ -378,10 +422,21 @@ def _add_v2_routes(app: FastAPI, state: ApiState) -> None:
         return openinference.model_metadata(name, model)
 
     @app.get(
-        "/v2/models/{name}/ready",
-        response_model=V2ModelReady,
-        responses={**not_found, 503: {"model": V2Error}},
+        "/v2/models/{name}/versions/{version}",
+        response_model=V2ModelMetadata,
+        responses=v2_errors,
         tags=["v2"],
+    )
+    async def model_version_metadata(
+        name: ModelName, version: ModelVersion
+    ) -> V2ModelMetadata | Response:
+        model = model_or_404(name, version)
+        if isinstance(model, Response):
+            return model
+        return openinference.model_metadata(name, model)
+
+    @app.get(
+        "/v2/models/{name}/ready", response_model=V2ModelReady, responses=v2_errors, tags=["v2"]
     )
     async def model_ready(name: ModelName) -> V2ModelReady | Response:
         model = model_or_404(name)
@@ -389,31 +444,54 @@ def _add_v2_routes(app: FastAPI, state: ApiState) -> None:
             return model
         return V2ModelReady(name=name, ready=True)
 
-    @app.post(
-        INFER_PATH,
-        response_model=None,
-        responses={
-            200: {"model": V2InferResponse, "description": "Probabilities [n, 2]; column 1: spike"},
+    @app.get(
+        "/v2/models/{name}/versions/{version}/ready",
+        response_model=V2ModelReady,
+        responses=v2_errors,
+        tags=["v2"],
+    )
+    async def model_version_ready(
+        name: ModelName, version: ModelVersion
+    ) -> V2ModelReady | Response:
+        model = model_or_404(name, version)
+        if isinstance(model, Response):
+            return model
+        return V2ModelReady(name=name, ready=True)
+
+    infer_doc: dict[str, Any] = {
+        "response_model": None,
+        "responses": {
+            200: {
+                "model": V2InferResponse,
+                "description": "Probabilities [n, 2]; column 1: spike. With the binary tensor "
+                "extension (Inference-Header-Content-Length), application/octet-stream: the JSON "
+                "header, then the FP32 data of outputs sent in binary",
+            },
             **not_found,
+            400: {"model": V2Error, "description": "Malformed headers"},
             413: {"model": V2Error, "description": "Too many rows or too large a body"},
             415: {"model": V2Error, "description": "Not a JSON body"},
             422: {"model": V2Error, "description": "Invalid input; the message names the field"},
             503: {"model": V2Error, "description": "No model loaded yet"},
         },
-        openapi_extra={
+        "openapi_extra": {
             "requestBody": {
                 "required": True,
                 "content": {JSON: {"schema": {"$ref": "#/components/schemas/V2InferRequest"}}},
             }
         },
-        tags=["v2"],
-    )
+        "tags": ["v2"],
+    }
+
+    @app.post(INFER_PATH, **infer_doc)
     async def infer(request: Request, name: ModelName) -> Response:
-        headers = request.headers
-        status, body = await state.endpoints.infer(
-            name, headers.get("content-type"), headers.get("content-length"), request.receive
-        )
-        return _json(status, body)
+        head = read_head(request.scope["headers"])
+        return _answer(await state.endpoints.infer(name, None, head, request.receive))
+
+    @app.post(INFER_VERSION_PATH, **infer_doc)
+    async def infer_version(request: Request, name: ModelName, version: ModelVersion) -> Response:
+        head = read_head(request.scope["headers"])
+        return _answer(await state.endpoints.infer(name, version, head, request.receive))
 
 
 def _document_predict_body(app: FastAPI, max_rows: int) -> None:

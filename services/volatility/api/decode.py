@@ -38,16 +38,46 @@ class InputError(Exception):
         self.field = field
 
 
-def check_content_type(value: str | None) -> None:
+def check_content_type(value: str | None, *, missing_ok: bool = False) -> None:
+    """415 unless the body is declared JSON (or, where ``missing_ok``, not declared at all)."""
+    if value is None and missing_ok:
+        return
     media = (value or "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         shown = value if value else "none"
         raise InputError(415, f"content-type must be application/json, got {shown}")
 
 
-def parse_json(body: bytes) -> Any:
+# Slack for the brackets and commas of a request's envelope (keys, shape, id, parameters).
+_ENVELOPE: Final = 64
+
+
+def check_structure(body: bytes, max_rows: int) -> None:
+    """413 before parsing when the body holds more JSON values than ``max_rows`` rows can.
+
+    Decoding allocates per value (an empty ``[]`` costs Python 56 bytes for 3 bytes of JSON), so
+    a body within the byte limit could otherwise cost tens of times its size. A row is one
+    object or array holding ``N_FEATURES`` values: counting brackets and commas (a C-level scan,
+    strings included, so an upper bound) caps the values a body can hold before any is built.
+    """
+    containers = body.count(b"{") + body.count(b"[")
+    if containers > max_rows + _ENVELOPE:
+        raise InputError(
+            413,
+            f"{containers} arrays and objects: more than a request of {max_rows} rows holds",
+            "body",
+        )
+    values = body.count(b",")
+    if values > max_rows * N_FEATURES + _ENVELOPE:
+        raise InputError(
+            413, f"{values} values: more than a request of {max_rows} rows holds", "body"
+        )
+
+
+def parse_json(body: bytes, max_rows: int) -> Any:
     if not body:
         raise InputError(422, "request body is empty; expected a JSON object", "body")
+    check_structure(body, max_rows)
     try:
         return loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -163,8 +193,8 @@ def row_to_array(row: object, field: str) -> np.ndarray:
     raise AssertionError("unreachable: the fast path refused a row the slow path accepts")
 
 
-def tensor_to_array(data: object, shape: object, field: str, max_rows: int) -> np.ndarray:
-    """An Open Inference Protocol tensor (row-major ``data``, flat or nested) as float32 [n, F]."""
+def tensor_rows(shape: object, field: str, max_rows: int) -> int:
+    """The row count of an Open Inference Protocol tensor shape, which must be [n, F]."""
     if (
         not isinstance(shape, list)
         or len(shape) != 2
@@ -178,6 +208,24 @@ def tensor_to_array(data: object, shape: object, field: str, max_rows: int) -> n
         )
     if rows > max_rows:
         raise InputError(413, f"{rows} rows exceed the limit of {max_rows}", f"{field}.shape")
+    return int(rows)
+
+
+def binary_to_array(buffer: bytes, offset: int, rows: int, field: str) -> np.ndarray:
+    """``rows`` rows of little-endian float32 at ``offset`` (the binary tensor extension)."""
+    array = np.frombuffer(buffer, dtype="<f4", count=rows * N_FEATURES, offset=offset)
+    if not array.flags.aligned:
+        array = array.copy()
+    if not math.isfinite(array.sum(dtype=np.float64)):
+        at = int(np.flatnonzero(~np.isfinite(array))[0])
+        row, col = divmod(at, N_FEATURES)
+        raise InputError(422, f"must be finite (row {row}, column {col})", f"{field} binary data")
+    return array.astype(np.float32, copy=False).reshape(rows, N_FEATURES)
+
+
+def tensor_to_array(data: object, shape: object, field: str, max_rows: int) -> np.ndarray:
+    """An Open Inference Protocol tensor (row-major ``data``, flat or nested) as float32 [n, F]."""
+    rows = tensor_rows(shape, field, max_rows)
     if not isinstance(data, list):
         raise InputError(422, f"expected an array, got {_describe(data)}", f"{field}.data")
     nested = bool(data) and type(data[0]) is list

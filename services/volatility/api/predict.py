@@ -35,7 +35,7 @@ def predict(
     served: Served, body: bytes, variant: str | None, max_rows: int, metrics: ApiMetrics
 ) -> bytes:
     """The JSON answer to a /predict body; raises InputError or NotLoaded."""
-    doc = parse_json(body)
+    doc = parse_json(body, max_rows)
     key = _body_key(doc)
     model = served.pick(variant)
     contract = model.contract

@@ -187,8 +187,10 @@ class V2InferInput(BaseModel):
         description=f"[n, {N_FEATURES}]; data holds n * {N_FEATURES} values",
     )
     datatype: Literal["FP32"]
-    data: list[Float32] | list[list[Float32]] = Field(
-        description="Row-major values, flat or nested"
+    data: list[Float32] | list[list[Float32]] | None = Field(
+        default=None,
+        description="Row-major values, flat or nested; absent when the values are sent in "
+        "binary (parameters.binary_data_size, with the Inference-Header-Content-Length header)",
     )
     parameters: dict[str, Any] | None = None
 
@@ -204,7 +206,10 @@ class V2InferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
-    parameters: dict[str, Any] | None = None
+    model_name: str | None = Field(default=None, description="If given, the path's model")
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="binary_data_output: true sends outputs in binary"
+    )
     inputs: list[V2InferInput] = Field(min_length=1, max_length=1)
     outputs: list[V2RequestedOutput] | None = None
 

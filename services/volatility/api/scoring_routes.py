@@ -8,8 +8,9 @@ directly at the ASGI level; the FastAPI routes, which document them in OpenAPI, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any, Final, NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
@@ -18,25 +19,85 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from volatility.api import openinference, predict
 from volatility.api.decode import InputError, check_content_type
 from volatility.api.jsonio import dumps
+from volatility.api.limits import ByteBudget
 from volatility.api.metrics import ApiMetrics
+from volatility.api.openinference import Reply
 from volatility.api.registry import ModelRegistry, NotLoaded, Served
 from volatility.api.settings import ApiSettings
 from volatility.names import VARIANTS
 
 PREDICT_PATH: Final = "/predict"
 INFER_PATH: Final = "/v2/models/{name}/infer"
+INFER_VERSION_PATH: Final = "/v2/models/{name}/versions/{version}/infer"
 _V2_PREFIX: Final = "/v2/models/"
 _V2_SUFFIX: Final = "/infer"
-_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+_VERSIONS: Final = "/versions/"
+JSON_TYPE: Final = "application/json"
+BINARY_TYPE: Final = "application/octet-stream"
+# The binary tensor extension: the length of the JSON part that starts the body.
+INFERENCE_HEADER: Final = "inference-header-content-length"
 
 
 class ClientGone(Exception):
     """The client disconnected before sending its whole body: nothing to answer."""
 
 
-async def read_body(receive: Receive, limit: int, declared: str | None) -> bytes:
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise InputError(413, f"{declared} bytes exceed the limit of {limit}", "body")
+class Head(NamedTuple):
+    """The request headers the scoring routes read (latin-1 decoded)."""
+
+    content_type: str | None = None
+    content_length: str | None = None
+    inference_header: str | None = None
+    content_encoding: str | None = None
+    problem: str | None = None  # a header given twice with different values
+
+
+def read_head(headers: Iterable[tuple[bytes, bytes]]) -> Head:
+    found: dict[bytes, str] = {}
+    problem = None
+    for key, raw in headers:
+        if key in _WANTED:
+            value = raw.decode("latin-1")
+            if found.setdefault(key, value) != value:
+                problem = f"{key.decode()} given twice with different values"
+    return Head(
+        found.get(b"content-type"),
+        found.get(b"content-length"),
+        found.get(INFERENCE_HEADER.encode()),
+        found.get(b"content-encoding"),
+        problem,
+    )
+
+
+_WANTED: Final = frozenset(
+    {b"content-type", b"content-length", INFERENCE_HEADER.encode(), b"content-encoding"}
+)
+
+
+def declared_length(head: Head, limit: int) -> int | None:
+    """The body's declared size: 400 unless a plain decimal number, 413 beyond ``limit``."""
+    if head.problem is not None:
+        raise InputError(400, head.problem, "headers")
+    if head.content_encoding is not None and head.content_encoding.lower() != "identity":
+        raise InputError(
+            415,
+            f"{head.content_encoding} is not supported; send the body uncompressed",
+            "content-encoding",
+        )
+    declared = head.content_length
+    if declared is None:
+        return None
+    if not (declared.isascii() and declared.isdigit()):
+        raise InputError(
+            400, f"must be a decimal number of bytes, got {declared[:40]!r}", "content-length"
+        )
+    size = int(declared)
+    if size > limit:
+        raise InputError(413, f"{size} bytes exceed the limit of {limit}", "body")
+    return size
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -56,6 +117,23 @@ def _problem(key: str, detail: str) -> bytes:
     return dumps({key: detail})
 
 
+class Answer(NamedTuple):
+    status: int
+    body: bytes
+    content_type: str = JSON_TYPE
+    # The binary tensor extension: the JSON part's length, sent as Inference-Header-Content-Length.
+    json_length: int | None = None
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        out = [
+            (b"content-type", self.content_type.encode()),
+            (b"content-length", str(len(self.body)).encode()),
+        ]
+        if self.json_length is not None:
+            out.append((INFERENCE_HEADER.encode(), str(self.json_length).encode()))
+        return out
+
+
 class ScoringEndpoints:
     def __init__(self, settings: ApiSettings, registry: ModelRegistry, metrics: ApiMetrics) -> None:
         self.registry = registry
@@ -63,59 +141,80 @@ class ScoringEndpoints:
         self.limit = settings.max_body_bytes
         self.max_rows = settings.max_batch_rows
         self.offload = settings.offload_body_bytes
+        self.budget = ByteBudget(settings.body_buffer_bytes)
+        self._threads = settings.scoring_threads
+        self._workers: asyncio.Semaphore | None = None
 
     def _served(self) -> Served | None:
         return self.registry.current
 
-    async def predict(
-        self, content_type: str | None, length: str | None, receive: Receive, variant: str | None
-    ) -> tuple[int, bytes]:
-        """Status and JSON body for POST /predict; errors as {"detail": ...}."""
-        return await self._score(
-            "detail",
-            content_type,
-            length,
-            receive,
-            lambda served, body: predict.predict(
-                served, body, variant, self.max_rows, self.metrics
-            ),
-        )
+    async def predict(self, head: Head, receive: Receive, variant: str | None) -> Answer:
+        """POST /predict; errors as {"detail": ...}."""
+        max_rows, metrics = self.max_rows, self.metrics
 
-    async def infer(
-        self, name: str, content_type: str | None, length: str | None, receive: Receive
-    ) -> tuple[int, bytes]:
-        """Status and JSON body for v2 infer; errors as {"error": ...} (the protocol's shape)."""
-        return await self._score(
-            "error",
-            content_type,
-            length,
-            receive,
-            lambda served, body: openinference.infer(
-                served, name, body, self.max_rows, self.metrics
-            ),
-        )
+        def run(served: Served, body: bytes) -> Reply:
+            return Reply(predict.predict(served, body, variant, max_rows, metrics))
+
+        return await self._score("detail", head, False, receive, run)
+
+    async def infer(self, name: str, version: str | None, head: Head, receive: Receive) -> Answer:
+        """v2 infer; errors as {"error": ...} (the protocol's shape).
+
+        The protocol is tolerant of a body without a content type (Triton's client sends none)
+        and has a binary tensor extension (announced by Inference-Header-Content-Length).
+        """
+        max_rows, metrics = self.max_rows, self.metrics
+        binary = head.inference_header
+
+        def run(served: Served, body: bytes) -> Reply:
+            return openinference.infer(served, name, version, body, binary, max_rows, metrics)
+
+        return await self._score("error", head, True, receive, run)
 
     async def _score(
         self,
         error_key: str,
-        content_type: str | None,
-        length: str | None,
+        head: Head,
+        v2: bool,
         receive: Receive,
-        score: Callable[[Served, bytes], bytes],
-    ) -> tuple[int, bytes]:
+        score: Callable[[Served, bytes], Reply],
+    ) -> Answer:
         try:
-            check_content_type(content_type)
-            body = await read_body(receive, self.limit, length)
-            served = self.registry.current
-            if served is None:
-                return 503, _problem(error_key, "no model loaded yet")
-            if len(body) > self.offload:
-                return 200, await run_in_threadpool(score, served, body)
-            return 200, score(served, body)
+            if not (v2 and head.inference_header is not None):
+                check_content_type(head.content_type, missing_ok=v2)
+            declared = declared_length(head, self.limit)
+            reserved = self.limit if declared is None else declared
+            budget = self.budget
+            if not budget.take_now(reserved):
+                await budget.take(reserved)
+            try:
+                body = await read_body(receive, self.limit)
+                served = self.registry.current
+                if served is None:
+                    return Answer(503, _problem(error_key, "no model loaded yet"))
+                if len(body) > self.offload:
+                    reply = await self._in_thread(score, served, body)
+                else:
+                    reply = score(served, body)
+            finally:
+                budget.give(reserved)
+            if reply.json_length is None:
+                return Answer(200, reply.body)
+            return Answer(200, reply.body, BINARY_TYPE, reply.json_length)
         except InputError as exc:
-            return exc.status, _problem(error_key, str(exc))
+            return Answer(exc.status, _problem(error_key, str(exc)))
         except NotLoaded as exc:
-            return 404, _problem(error_key, str(exc))
+            return Answer(404, _problem(error_key, str(exc)))
+
+    async def _in_thread(
+        self, score: Callable[[Served, bytes], Reply], served: Served, body: bytes
+    ) -> Reply:
+        """Large bodies are decoded and scored off the event loop, a bounded number at once:
+        decoding holds the GIL, so more threads would add memory, not throughput."""
+        if self._workers is None:
+            self._workers = asyncio.Semaphore(self._threads)
+        async with self._workers:
+            return await run_in_threadpool(score, served, body)
 
 
 def _variant_query(query: bytes) -> tuple[str | None, bytes | None]:
@@ -144,43 +243,36 @@ class FastPaths:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        version = None
         if path == PREDICT_PATH:
             route = PREDICT_PATH
         elif path.startswith(_V2_PREFIX) and path.endswith(_V2_SUFFIX):
             name = path[len(_V2_PREFIX) : -len(_V2_SUFFIX)]
-            if not name or "/" in name:
+            route = INFER_PATH
+            if _VERSIONS in name:
+                name, version = name.split(_VERSIONS, 1)
+                route = INFER_VERSION_PATH
+            if not name or "/" in name or (version is not None and (not version or "/" in version)):
                 await self.app(scope, receive, send)
                 return
-            route = INFER_PATH
         else:
             await self.app(scope, receive, send)
             return
-        content_type = length = None
-        for key, value in scope["headers"]:
-            if key == b"content-type":
-                content_type = value.decode("latin-1")
-            elif key == b"content-length":
-                length = value.decode("latin-1")
+        head = read_head(scope["headers"])
         scope["route"] = self.routes.get(route)
         try:
             if route == PREDICT_PATH:
                 query: bytes = scope["query_string"]
                 variant, problem = _variant_query(query) if query else (None, None)
                 if problem is not None:
-                    status, body = 422, problem
+                    answer = Answer(422, problem)
                 else:
-                    status, body = await self.endpoints.predict(
-                        content_type, length, receive, variant
-                    )
+                    answer = await self.endpoints.predict(head, receive, variant)
             else:
-                status, body = await self.endpoints.infer(name, content_type, length, receive)
+                answer = await self.endpoints.infer(name, version, head, receive)
         except ClientGone:
             return
         await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
-            }
+            {"type": "http.response.start", "status": answer.status, "headers": answer.headers()}
         )
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": answer.body})

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from volatility.settings import ModelSettings
@@ -12,6 +13,8 @@ from volatility.settings import ModelSettings
 DEFAULT_MAX_BATCH_ROWS = 10_000
 # A named-feature row is under 1 KiB of JSON, so a full batch fits with room to spare.
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+# Request bodies held at once across all requests (four full-size bodies).
+DEFAULT_BODY_BUFFER_BYTES = 4 * DEFAULT_MAX_BODY_BYTES
 
 
 class ApiSettings(BaseSettings):
@@ -30,6 +33,10 @@ class ApiSettings(BaseSettings):
     # Bodies above this are decoded and scored in a worker thread so that small requests keep
     # flowing on the event loop meanwhile.
     offload_body_bytes: int = Field(default=256 * 1024, ge=0)
+    # Bytes of request bodies held at once; a request waits for its share before reading its body.
+    body_buffer_bytes: int = Field(default=DEFAULT_BODY_BUFFER_BYTES, ge=1024)
+    # Worker threads decoding and scoring large bodies at once (decoding holds the GIL).
+    scoring_threads: int = Field(default=1, ge=1)
     # Answer the scoring routes at the ASGI level, past FastAPI's per-request machinery.
     fast_path: bool = True
     onnx_threads: int = Field(default=1, ge=1)
@@ -41,3 +48,12 @@ class ApiSettings(BaseSettings):
     build_revision: str | None = Field(
         default=None, validation_alias=AliasChoices("BUILD_REVISION", "build_revision")
     )
+
+    @model_validator(mode="after")
+    def _one_body_fits(self) -> Self:
+        if self.body_buffer_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"body_buffer_bytes ({self.body_buffer_bytes}) must hold one body of "
+                f"max_body_bytes ({self.max_body_bytes})"
+            )
+        return self

@@ -101,12 +101,30 @@ def test_overflowing_literal_is_422_naming_the_field(strict: TestClient) -> None
 
 
 @pytest.mark.parametrize(
-    "text", ["", "{", "{'features': 1}", '{"features": }', "\xff", '{"a": 1} x', "[" * 50_000]
+    "text", ["", "{", "{'features': 1}", '{"features": }', "\xff", '{"a": 1} x', "[" * MAX_ROWS]
 )
 def test_malformed_json_is_422(strict: TestClient, text: str) -> None:
     response = _raw(strict, text)
     assert response.status_code == 422, response.text
     assert "body" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 50_000,
+        '{"rows": [' + ",".join(["[]"] * (MAX_ROWS + 100)) + "]}",
+        '{"rows": [' + ",".join(["{}"] * (MAX_ROWS + 100)) + "]}",
+        '{"features": [' + ",".join(["0"] * (MAX_ROWS * N + 100)) + "]}",
+    ],
+    ids=["deep", "empty-arrays", "empty-objects", "values"],
+)
+def test_more_values_than_the_row_limit_allows_is_413_before_parsing(
+    strict: TestClient, text: str
+) -> None:
+    response = _raw(strict, text)
+    assert response.status_code == 413, response.text
+    assert f"more than a request of {MAX_ROWS} rows holds" in response.json()["detail"]
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
@@ -252,3 +270,60 @@ def test_v2_wrong_content_type_is_415(strict: TestClient) -> None:
         headers={"content-type": "text/csv"},
     )
     assert response.status_code == 415
+
+
+async def _asgi_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> Any:
+    """One request straight through the ASGI interface, as any server would pass it."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    status = sent[0]["status"]
+    return status, json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+
+@pytest.mark.parametrize("length", ["1e3", "+12", " 12", "0x10", "١٢", "12, 12", ""])
+@pytest.mark.parametrize("path", ["/predict", "/v2/models/baseline/infer"])
+def test_non_decimal_content_length_is_400(strict: TestClient, length: str, path: str) -> None:
+    body = json.dumps({"features": ROW}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", length.encode())]
+    status, answer = strict.portal.call(_asgi_post, strict.app, path, headers, body)  # type: ignore[union-attr]
+    assert status == 400
+    assert "content-length" in (answer.get("detail") or answer.get("error"))
+
+
+def test_conflicting_content_lengths_are_400(strict: TestClient) -> None:
+    body = json.dumps({"features": ROW}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"content-length", b"1"),
+    ]
+    status, answer = strict.portal.call(_asgi_post, strict.app, "/predict", headers, body)  # type: ignore[union-attr]
+    assert status == 400
+    assert "given twice" in answer["detail"]
+
+
+def test_compressed_body_is_415(strict: TestClient) -> None:
+    response = strict.post("/predict", json={"features": ROW}, headers={"content-encoding": "gzip"})
+    assert response.status_code == 415
+    assert "gzip is not supported" in response.json()["detail"]

@@ -3,58 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import queue
 import signal
-import socket
 import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.unit.api.conftest import write_ml_model
+from tests.unit.api.serve_process import JsonLines, serve
 from tests.unit.api.test_variant_switch import write_variant
 from volatility.api.command import add_serve_arguments
 from volatility.scoring.contract import model_path
-
-
-class JsonLines:
-    """The process's stdout, one JSON record per line, read in a thread."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.records: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.seen: list[str] = []
-        self._proc = proc
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self._proc.stdout or ():
-            self.seen.append(line)
-            self.records.put(json.loads(line))  # a non-JSON line fails the test below
-        self.records.put(None)
-
-    def wait_for(
-        self, match: Callable[[dict[str, Any]], bool], timeout: float = 60
-    ) -> dict[str, Any]:
-        while True:
-            record = self.records.get(timeout=timeout)
-            if record is None:
-                pytest.fail("server exited:\n" + "".join(self.seen[-20:]))
-            if match(record):
-                return record
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -72,26 +33,10 @@ def server(
 ) -> Iterator[tuple[str, JsonLines, subprocess.Popen[str], Path]]:
     variant_file = tmp_path / "variant"
     write_variant(variant_file, "baseline")
-    port = _free_port()
-    env = {**os.environ, "API_VARIANT_POLL_SECONDS": "3600", "LOG_FORMAT": "json"}
-    env.pop("MODEL_VARIANT", None)
-    command = [sys.executable, "-m", "volatility.api", "--port", str(port)]
-    command += ["--model-dir", str(served_dir), "--variant-file", str(variant_file)]
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    lines = JsonLines(proc)
-    try:
-        lines.wait_for(lambda r: "Uvicorn running on" in r.get("message", ""))  # listening
-        yield f"http://127.0.0.1:{port}", lines, proc, variant_file
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(timeout=30)
+    # The file is polled only hourly: changes are picked up by SIGHUP alone.
+    env = {"API_VARIANT_POLL_SECONDS": "3600"}
+    with serve(served_dir, "--variant-file", str(variant_file), env=env) as server:
+        yield server.url, server.lines, server.proc, variant_file
 
 
 def test_sighup_reloads_models_and_reads_the_variant_file(
