@@ -101,6 +101,13 @@ COMMANDS: tuple[Command, ...] = (
         "add_evaluate_arguments",
         "run_evaluate",
     ),
+    Command(
+        "operator",
+        "run the ModelVariant operator: roll the API and consumer between model variants",
+        "volatility_operator.command",
+        "add_arguments",
+        "run",
+    ),
 )
 
 
