@@ -63,7 +63,7 @@ clean: ## Remove the virtual environment and caches
 # --- images and kind ---
 # The kind walkthrough: make kind-up images kind-load deploy smoke (needs Docker, kind, kubectl, helm).
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
-IMAGE_TARGETS := ingest featurizer consumer api
+IMAGE_TARGETS := ingest featurizer consumer api operator
 KIND ?= kind
 KUBECTL ?= kubectl
 HELM ?= helm
@@ -77,7 +77,7 @@ SMOKE_URL ?= http://localhost
 
 .PHONY: images kind-up kind-load deploy smoke kind-down
 
-images: ## Build the images volatility-<target>:<version> for ingest, featurizer, consumer, api
+images: ## Build the images volatility-<target>:<version> for ingest, featurizer, consumer, api, operator
 	@set -e; for t in $(IMAGE_TARGETS); do \
 	  echo "building volatility-$$t:$(VERSION)"; \
 	  docker build -f services/Dockerfile --target $$t --build-arg VERSION=$(VERSION) \

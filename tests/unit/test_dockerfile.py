@@ -25,6 +25,7 @@ TARGETS = {
     "featurizer": ({"stream"}, False, ["featurize"]),
     "consumer": ({"serve", "stream"}, True, ["consume"]),
     "api": ({"serve"}, True, ["serve", "--host", "0.0.0.0", "--port", "8000"]),  # noqa: S104
+    "operator": ({"operator"}, False, ["operator"]),
 }
 
 
