@@ -77,10 +77,20 @@ SMOKE_URL ?= http://localhost
 
 .PHONY: images kind-up kind-load deploy smoke kind-down
 
-images: ## Build the images volatility-<target>:<version> for ingest, featurizer, consumer, api, operator
+# Docker when present, else buildah (no daemon). buildah runs RUN steps in a chroot on the host
+# network: no OCI runtime or cgroup setup, and no podman bridge whose route could shadow a pod
+# network. PYTHON_IMAGE overrides the base image; IMAGE_BUILD_FLAGS adds builder options.
+CONTAINER_BUILDER ?= $(if $(shell command -v docker 2>/dev/null),docker,buildah)
+BUILDER_FLAGS ?= $(if $(filter buildah,$(notdir $(CONTAINER_BUILDER))),--layers --network host --isolation chroot)
+PYTHON_IMAGE ?=
+IMAGE_BUILD_FLAGS ?=
+
+images: ## Build the images volatility-<target>:<version> for ingest, featurizer, consumer, api, operator (docker, else buildah)
 	@set -e; for t in $(IMAGE_TARGETS); do \
-	  echo "building volatility-$$t:$(VERSION)"; \
-	  docker build -f services/Dockerfile --target $$t --build-arg VERSION=$(VERSION) \
+	  echo "building volatility-$$t:$(VERSION) with $(CONTAINER_BUILDER)"; \
+	  $(CONTAINER_BUILDER) build $(BUILDER_FLAGS) $(IMAGE_BUILD_FLAGS) -f services/Dockerfile \
+	    --target $$t --build-arg VERSION=$(VERSION) \
+	    $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
 	    -t volatility-$$t:$(VERSION) . ; \
 	done
 

@@ -319,7 +319,11 @@ spec:
 - name: INGEST_PRODUCTS
   value: {{ join "," .Values.ingest.products | quote }}
 - name: INGEST_WS_URL
+  {{- if .Values.simulator.enabled }}
+  value: {{ printf "ws://%s:%v" (include "volatility.componentName" (dict "ctx" . "component" "simulator")) .Values.simulator.port | quote }}
+  {{- else }}
   value: {{ .Values.ingest.wsUrl | quote }}
+  {{- end }}
 - name: INGEST_STALE_AFTER_SECONDS
   value: {{ .Values.ingest.staleAfterSeconds | quote }}
 {{- end }}
