@@ -36,10 +36,11 @@ test: $(STAMP) infra ## Run every test tier: unit, real Kafka broker, real Kuber
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-infra: ## Provision the real test components (cached in ~/.cache/volatility): helm, kubectl, Kafka, Kubernetes
+infra: ## Provision the real test components (cached in ~/.cache/volatility): helm, kubectl, Kafka, Kubernetes, Prometheus
 	bash tests/infra/provision-tools.sh
 	bash tests/infra/provision-kafka.sh
 	bash tests/infra/provision-k8s.sh
+	bash tests/infra/provision-prometheus.sh
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

@@ -32,7 +32,8 @@ def queries(selector: str = "", window: str = "1m") -> dict[Signal, str]:
             f"(rate({NS}_http_request_duration_seconds_bucket{sel()}[{window}])))"
         ),
         "errorRatio": (
-            f"sum(rate({requests}{sel(five_xx)}[{window}]))"
+            # No 5xx series at all means a ratio of 0, not missing data.
+            f"(sum(rate({requests}{sel(five_xx)}[{window}])) or vector(0))"
             f" / sum(rate({requests}{sel()}[{window}]))"
         ),
         "consumerLag": f"sum({NS}_consumer_lag{sel(group)})",

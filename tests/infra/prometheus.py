@@ -1,0 +1,135 @@
+"""A real Prometheus (Debian's package, see provision-prometheus.sh) on loopback, scraping a
+signal exporter every second; and that exporter: the API's own metrics (`ApiMetrics`) in a
+private registry, fed with requests whose error ratio and latency a test chooses."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from tests.infra.controlplane import free_port
+from volatility.api.metrics import ApiMetrics
+
+INFRA = Path(__file__).resolve().parent
+
+
+def provision() -> Path:
+    proc = subprocess.run(
+        ["bash", str(INFRA / "provision-prometheus.sh")],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+class SignalExporter:
+    """Serves `volatility_http_*` like the API; a thread records ``rate`` requests/s."""
+
+    def __init__(self, rate: float = 50.0) -> None:
+        self.registry = CollectorRegistry()
+        self.metrics = ApiMetrics(self.registry)
+        self.port = free_port()
+        self.rate = rate
+        self.error_ratio = 0.0
+        self.latency = 0.005
+        self._stop = threading.Event()
+        self._server, self._server_thread = start_http_server(
+            self.port, addr="127.0.0.1", registry=self.registry
+        )
+        self._thread = threading.Thread(target=self._run, name="signal-exporter", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        owed = 0.0
+        while not self._stop.wait(0.1):  # the exporter's own clock: 10 batches a second
+            owed += self.rate * 0.1
+            n, owed = int(owed), owed - int(owed)
+            errors = round(n * self.error_ratio)
+            for i in range(n):
+                status = 503 if i < errors else 200
+                self.metrics.observe_request("/predict", "POST", status, self.latency)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._server.shutdown()
+
+
+class Prometheus:
+    def __init__(self, bin_dir: Path, targets: list[str]) -> None:
+        self.bin_dir = bin_dir
+        self.workdir = Path(tempfile.mkdtemp(prefix="volatility-prometheus-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.targets = targets
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def __enter__(self) -> Self:
+        config = self.workdir / "prometheus.yml"
+        listed = ", ".join(f'"{t}"' for t in self.targets)
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            f"  - job_name: volatility\n    static_configs: [{{targets: [{listed}]}}]\n"
+        )
+        self._log = open(self.workdir / "prometheus.log", "wb")
+        self.proc = subprocess.Popen(
+            [
+                str(self.bin_dir / "prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus did not get ready:\n{self.log_tail()}")
+            time.sleep(0.2)  # poll /-/ready against the deadline
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:  # noqa: S310
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.workdir / "prometheus.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self._log is not None:
+            with contextlib.suppress(OSError):
+                self._log.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
