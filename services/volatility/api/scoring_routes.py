@@ -97,20 +97,36 @@ def declared_length(head: Head, limit: int) -> int | None:
     return size
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
+async def read_body(receive: Receive, limit: int, declared: int | None) -> bytes | bytearray:
+    """The whole body, held once: chunks are copied into one buffer as they arrive."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone
+    first: bytes = message.get("body", b"")
+    if len(first) > limit:
+        raise InputError(413, f"more than {limit} bytes", "body")
+    if not message.get("more_body", False):
+        return first  # the common case: one chunk
+    buffer = bytearray(declared or 0)
     size = 0
+    chunk = first
     while True:
+        end = size + len(chunk)
+        if end > limit:
+            raise InputError(413, f"more than {limit} bytes", "body")
+        if end <= len(buffer):
+            buffer[size:end] = chunk
+        else:
+            del buffer[size:]
+            buffer += chunk
+        size = end
+        if not message.get("more_body", False):
+            del buffer[size:]  # a body shorter than declared
+            return buffer
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
         chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise InputError(413, f"more than {limit} bytes", "body")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _problem(key: str, detail: str) -> bytes:
@@ -152,7 +168,7 @@ class ScoringEndpoints:
         """POST /predict; errors as {"detail": ...}."""
         max_rows, metrics = self.max_rows, self.metrics
 
-        def run(served: Served, body: bytes) -> Reply:
+        def run(served: Served, body: bytes | bytearray) -> Reply:
             return Reply(predict.predict(served, body, variant, max_rows, metrics))
 
         return await self._score("detail", head, False, receive, run)
@@ -166,7 +182,7 @@ class ScoringEndpoints:
         max_rows, metrics = self.max_rows, self.metrics
         binary = head.inference_header
 
-        def run(served: Served, body: bytes) -> Reply:
+        def run(served: Served, body: bytes | bytearray) -> Reply:
             return openinference.infer(served, name, version, body, binary, max_rows, metrics)
 
         return await self._score("error", head, True, receive, run)
@@ -177,44 +193,59 @@ class ScoringEndpoints:
         head: Head,
         v2: bool,
         receive: Receive,
-        score: Callable[[Served, bytes], Reply],
+        score: Callable[[Served, bytes | bytearray], Reply],
     ) -> Answer:
+        def attempt(served: Served, body: bytes | bytearray) -> Answer:
+            # Errors become answers here, where they are raised: an exception carried out of a
+            # worker thread would keep the body alive through its traceback's frames until the
+            # next garbage collection.
+            try:
+                reply = score(served, body)
+            except InputError as exc:
+                return Answer(exc.status, _problem(error_key, str(exc)))
+            except NotLoaded as exc:
+                return Answer(404, _problem(error_key, str(exc)))
+            if reply.json_length is None:
+                return Answer(200, reply.body)
+            return Answer(200, reply.body, BINARY_TYPE, reply.json_length)
+
         try:
             if not (v2 and head.inference_header is not None):
                 check_content_type(head.content_type, missing_ok=v2)
             declared = declared_length(head, self.limit)
-            reserved = self.limit if declared is None else declared
-            budget = self.budget
-            if not budget.take_now(reserved):
-                await budget.take(reserved)
-            try:
-                body = await read_body(receive, self.limit)
-                served = self.registry.current
-                if served is None:
-                    return Answer(503, _problem(error_key, "no model loaded yet"))
-                if len(body) > self.offload:
-                    reply = await self._in_thread(score, served, body)
-                else:
-                    reply = score(served, body)
-            finally:
-                budget.give(reserved)
-            if reply.json_length is None:
-                return Answer(200, reply.body)
-            return Answer(200, reply.body, BINARY_TYPE, reply.json_length)
         except InputError as exc:
             return Answer(exc.status, _problem(error_key, str(exc)))
-        except NotLoaded as exc:
-            return Answer(404, _problem(error_key, str(exc)))
+        reserved = self.limit if declared is None else declared
+        budget = self.budget
+        if not budget.take_now(reserved):
+            await budget.take(reserved)
+        try:
+            try:
+                body = await read_body(receive, self.limit, declared)
+            except InputError as exc:
+                return Answer(exc.status, _problem(error_key, str(exc)))
+            served = self.registry.current
+            if served is None:
+                return Answer(503, _problem(error_key, "no model loaded yet"))
+            if len(body) <= self.offload:
+                return attempt(served, body)
+            return await self._in_thread(attempt, served, body)
+        finally:
+            body = b""  # released before its bytes are handed back to the budget
+            budget.give(reserved)
 
     async def _in_thread(
-        self, score: Callable[[Served, bytes], Reply], served: Served, body: bytes
-    ) -> Reply:
+        self,
+        attempt: Callable[[Served, bytes | bytearray], Answer],
+        served: Served,
+        body: bytes | bytearray,
+    ) -> Answer:
         """Large bodies are decoded and scored off the event loop, a bounded number at once:
         decoding holds the GIL, so more threads would add memory, not throughput."""
         if self._workers is None:
             self._workers = asyncio.Semaphore(self._threads)
         async with self._workers:
-            return await run_in_threadpool(score, served, body)
+            return await run_in_threadpool(attempt, served, body)
 
 
 def _variant_query(query: bytes) -> tuple[str | None, bytes | None]:
