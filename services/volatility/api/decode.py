@@ -52,7 +52,7 @@ def check_content_type(value: str | None, *, missing_ok: bool = False) -> None:
 _ENVELOPE: Final = 64
 
 
-def check_structure(body: bytes, max_rows: int) -> None:
+def check_structure(body: bytes | bytearray, max_rows: int) -> None:
     """413 before parsing when the body holds more JSON values than ``max_rows`` rows can.
 
     Decoding allocates per value (an empty ``[]`` costs Python 56 bytes for 3 bytes of JSON), so
@@ -74,7 +74,7 @@ def check_structure(body: bytes, max_rows: int) -> None:
         )
 
 
-def parse_json(body: bytes, max_rows: int) -> Any:
+def parse_json(body: bytes | bytearray, max_rows: int) -> Any:
     if not body:
         raise InputError(422, "request body is empty; expected a JSON object", "body")
     check_structure(body, max_rows)
@@ -211,7 +211,7 @@ def tensor_rows(shape: object, field: str, max_rows: int) -> int:
     return int(rows)
 
 
-def binary_to_array(buffer: bytes, offset: int, rows: int, field: str) -> np.ndarray:
+def binary_to_array(buffer: bytes | bytearray, offset: int, rows: int, field: str) -> np.ndarray:
     """``rows`` rows of little-endian float32 at ``offset`` (the binary tensor extension)."""
     array = np.frombuffer(buffer, dtype="<f4", count=rows * N_FEATURES, offset=offset)
     if not array.flags.aligned:

@@ -27,7 +27,7 @@ _explain = json.JSONDecoder(parse_constant=_reject_constant)
 dumps: Callable[[Any], bytes] = orjson.dumps
 
 
-def loads(body: bytes) -> Any:
+def loads(body: bytes | bytearray) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -101,7 +101,9 @@ def _binary_output(doc: dict[str, Any]) -> bool:
     return binary
 
 
-def _tensor(doc: dict[str, Any], max_rows: int, body: bytes, json_length: int | None) -> np.ndarray:
+def _tensor(
+    doc: dict[str, Any], max_rows: int, body: bytes | bytearray, json_length: int | None
+) -> np.ndarray:
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1:
         raise InputError(422, f"expected exactly one input named {SCORING_INPUT!r}", "inputs")
@@ -148,7 +150,9 @@ def _tensor(doc: dict[str, Any], max_rows: int, body: bytes, json_length: int | 
     return binary_to_array(body, json_length, rows, "inputs[0]")
 
 
-def split_binary(body: bytes, header: str | None) -> tuple[bytes, int | None]:
+def split_binary(
+    body: bytes | bytearray, header: str | None
+) -> tuple[bytes | bytearray, int | None]:
     """The JSON part of a body and, when the binary extension is used, its length."""
     if header is None:
         return body, None
@@ -174,7 +178,7 @@ def infer(
     served: Served,
     name: str,
     version: str | None,
-    body: bytes,
+    body: bytes | bytearray,
     header: str | None,
     max_rows: int,
     metrics: ApiMetrics,

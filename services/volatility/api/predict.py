@@ -32,7 +32,7 @@ def _body_key(doc: Any) -> str:
 
 
 def predict(
-    served: Served, body: bytes, variant: str | None, max_rows: int, metrics: ApiMetrics
+    served: Served, body: bytes | bytearray, variant: str | None, max_rows: int, metrics: ApiMetrics
 ) -> bytes:
     """The JSON answer to a /predict body; raises InputError or NotLoaded."""
     doc = parse_json(body, max_rows)
