@@ -110,6 +110,7 @@ deploy: ## helm upgrade --install the chart into kind (restricted namespace, Ing
 	  pod-security.kubernetes.io/enforce=restricted
 	$(HELM) upgrade --install $(RELEASE) charts/volatility --kube-context $(KUBE_CONTEXT) \
 	  --namespace $(NAMESPACE) --set-string image.tag=$(VERSION) --set ingress.enabled=true \
+	  --set operator.enabled=true \
 	  --wait --timeout 10m
 
 smoke: ## Ask the API for a prediction through the ingress on localhost

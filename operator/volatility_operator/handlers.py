@@ -35,6 +35,12 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 REGISTRY = kopf.OperatorRegistry()
 
 
+@kopf.on.login(registry=REGISTRY)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The credentials the official client finds: the pod's ServiceAccount, else $KUBECONFIG."""
+    return kopf.login_via_client(**kwargs)
+
+
 @kopf.on.startup(registry=REGISTRY)
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config
@@ -57,7 +63,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=REGISTRY)
-def on_event(event: kopf.RawEvent, name: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+async def on_event(
+    event: kopf.RawEvent, name: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any
+) -> None:
     """Every watch event (the initial listing included: that is the resume) wakes the
     resource's loop; a deletion ends it. No finalizer: nothing has to happen at deletion."""
     watch: WatchHealth = memo.watch
@@ -74,7 +82,10 @@ def on_event(event: kopf.RawEvent, name: str, meta: kopf.Meta, memo: kopf.Memo, 
 async def watch_keeps_up(memo: kopf.Memo, **_: Any) -> str:
     kube: Kube = memo.kube
     watch: WatchHealth = memo.watch
-    listed = await asyncio.to_thread(kube.resource_versions)
+    try:
+        listed = await asyncio.to_thread(kube.resource_versions)
+    except Exception as exc:  # any failure must answer the probe, never make it wait
+        raise kopf.PermanentError(f"cannot list the resources: {exc}") from exc
     loops: Loops = memo.loops
     problem = watch.check(listed, time.monotonic()) or loops.problem()
     if problem is not None:

@@ -16,6 +16,8 @@ from volatility_operator.resource import GROUP, KIND, PLURAL, VARIANT_ENV, VERSI
 
 COMPONENT = "volatility-operator"
 
+# (connect, read) seconds of every call: a stuck connection must fail, not hang the operator.
+TIMEOUT = (5.0, 30.0)
 STRATEGIC = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 
@@ -44,7 +46,7 @@ class Kube:
     def resource(self, name: str) -> dict[str, Any] | None:
         try:
             obj = self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name
+                GROUP, VERSION, self.namespace, PLURAL, name, _request_timeout=TIMEOUT
             )
         except self._not_found as exc:
             if exc.status == 404:
@@ -56,7 +58,9 @@ class Kube:
         """name -> resourceVersion of every ModelVariant in the namespace, read directly."""
         listed = cast(
             dict[str, Any],
-            self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL),
+            self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, _request_timeout=TIMEOUT
+            ),
         )
         return {
             o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in listed.get("items", [])
@@ -64,7 +68,11 @@ class Kube:
 
     def deployment(self, name: str) -> dict[str, Any] | None:
         try:
-            return self._plain(self._apps.read_namespaced_deployment(name, self.namespace))
+            return self._plain(
+                self._apps.read_namespaced_deployment(
+                    name, self.namespace, _request_timeout=TIMEOUT
+                )
+            )
         except self._not_found as exc:
             if exc.status == 404:
                 return None
@@ -73,7 +81,9 @@ class Kube:
     def pods(self, deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
         labels = deployment["spec"]["selector"].get("matchLabels") or {}
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        pods = self._core.list_namespaced_pod(self.namespace, label_selector=selector)
+        pods = self._core.list_namespaced_pod(
+            self.namespace, label_selector=selector, _request_timeout=TIMEOUT
+        )
         return [self._plain(p) for p in pods.items]
 
     def set_variant(self, deployment: Mapping[str, Any], variant: str) -> None:
@@ -97,7 +107,11 @@ class Kube:
             }
         }
         self._apps.patch_namespaced_deployment(
-            deployment["metadata"]["name"], self.namespace, body, _content_type=STRATEGIC
+            deployment["metadata"]["name"],
+            self.namespace,
+            body,
+            _content_type=STRATEGIC,
+            _request_timeout=TIMEOUT,
         )
 
     def post_event(self, obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
@@ -123,10 +137,14 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        self._core.create_namespaced_event(self.namespace, body)  # type: ignore[arg-type]
+        self._core.create_namespaced_event(
+            self.namespace,
+            body,  # type: ignore[arg-type]
+            _request_timeout=TIMEOUT,
+        )
 
     def patch_status(self, name: str, status: Mapping[str, Any]) -> None:
         self._custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, self.namespace, PLURAL, name, {"status": dict(status)},
-            _content_type=MERGE,
+            _content_type=MERGE, _request_timeout=TIMEOUT,
         )  # fmt: skip
