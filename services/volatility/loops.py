@@ -19,8 +19,7 @@ from collections.abc import Callable, Sequence
 
 from volatility import metrics
 from volatility.bus import Bus, Message
-from volatility.bus.base import Subscription
-from volatility.bus.kafka import BusUnavailableError, KafkaBus, KafkaSubscription, PartitionState
+from volatility.bus.base import BusUnavailableError, PartitionState
 from volatility.exchange.protocol import Frame
 from volatility.features import FeatureVector
 from volatility.messages import (
@@ -28,14 +27,16 @@ from volatility.messages import (
     Prediction,
     decode_features_batch,
     decode_tick_batch,
-    encode_features,
+    encode_features_batch,
     encode_predictions,
     encode_tick,
+    encode_watermark,
 )
 from volatility.runtime import Health
 from volatility.settings import TopicSettings
-from volatility.stages import FeaturizeStage, ScoreStage, TracedVector
-from volatility.ticks import Tick
+from volatility.stages import LATE, FeaturizeStage, ScoreStage, TracedVector
+from volatility.ticks import StreamRecord, Tick
+from volatility.watermarks import ExchangeClock
 
 log = logging.getLogger(__name__)
 
@@ -67,39 +68,70 @@ def dead_letter(
     )
 
 
-def _publish_all(bus: Bus, topic: str, items: Sequence[tuple[str | None, bytes]]) -> None:
-    if isinstance(bus, KafkaBus):
-        bus.publish_many(topic, items)
-    else:
-        for key, value in items:
-            bus.publish(topic, key, value)
+CLOCK_SKEW = "clock_skew"  # dead-letter reason of ingest: exchange time far from receive time
 
 
 class TickPublisher:
     """Ingest: publishes every tick of every ticker frame, keyed by product, stamped with the
-    wall clock at which it entered the pipeline (for end-to-end latency)."""
+    wall clock at which it entered the pipeline (for end-to-end latency), and the watermarks of
+    the exchange's clock (see ``watermarks.py``), keyed by product too.
 
-    def __init__(self, bus: Bus, topic: str = _DEFAULT_TOPICS.topic_ticks) -> None:
+    With ``max_skew`` set, a frame stamped further than that from its receive time is not
+    believed: its ticks go to the dead-letter topic (``clock_skew``) and it does not move the
+    clock.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        topic: str = _DEFAULT_TOPICS.topic_ticks,
+        *,
+        products: Sequence[str] = (),
+        lag: float = 0.0,
+        max_skew: float | None = None,
+        deadletter: str = _DEFAULT_TOPICS.topic_deadletter,
+    ) -> None:
         self._bus = bus
         self._topic = topic
+        self.clock = ExchangeClock(products, lag)
+        self._max_skew = max_skew
+        self._deadletter = deadletter
 
-    def publish(self, ticks: Sequence[Tick]) -> None:
+    def publish(self, ticks: Sequence[Tick], clock: float | None = None) -> None:
+        """Publish ``ticks`` (in event-time order) with the watermarks that the exchange's
+        ``clock``, or else the ticks' own times, imply."""
         now = time.time()
-        _publish_all(self._bus, self._topic, [(t.product_id, encode_tick(t, now)) for t in ticks])
+        items: list[tuple[str | None, bytes]] = []
+        exchange = self.clock
+        if clock is not None:
+            for mark in exchange.observe(clock):
+                items.append((mark.product_id, encode_watermark(mark, now)))
+        for t in ticks:
+            if clock is None:
+                exchange.learn(t.product_id)
+                for mark in exchange.observe(t.event_time):
+                    items.append((mark.product_id, encode_watermark(mark, now)))
+            items.append((t.product_id, encode_tick(t, now)))
+        if items:
+            self._bus.publish_many(self._topic, items)
         for product, count in Counter(t.product_id for t in ticks).items():
             metrics.TICKS.labels("ingest", product).inc(count)
         for t in ticks:
             metrics.LAST_EVENT_TIME.labels("ingest", t.product_id).set(t.event_time)
-        metrics.MESSAGES_OUT.labels("ingest", self._topic).inc(len(ticks))
+        metrics.MESSAGES_OUT.labels("ingest", self._topic).inc(len(items))
 
     def on_frame(self, frame: Frame) -> None:
         metrics.FRAMES.labels(frame.channel).inc()
-        if frame.ticks:
-            self.publish(frame.ticks)
+        received = time.time()
+        if self._max_skew is not None and abs(frame.timestamp - received) > self._max_skew:
+            for tick in frame.ticks:
+                self._reject(tick, f"stamped {frame.timestamp!r}, received {received!r}")
+            return
+        self.publish(frame.ticks, clock=frame.timestamp)
 
-
-def _delivery_errors(bus: Bus) -> int:
-    return int(getattr(bus, "delivery_errors", 0))
+    def _reject(self, tick: Tick, detail: str) -> None:
+        message = Message(self._topic, tick.product_id, encode_tick(tick, time.time()))
+        dead_letter(self._bus, "ingest", message, CLOCK_SKEW, detail, self._deadletter)
 
 
 def _acknowledge(bus: Bus, stop: threading.Event, health: Health, errors_before: int) -> bool:
@@ -115,7 +147,7 @@ def _acknowledge(bus: Bus, stop: threading.Event, health: Health, errors_before:
                 return False
             break
         pending = bus.flush(5.0)
-    if _delivery_errors(bus) != errors_before:
+    if bus.delivery_errors != errors_before:
         raise BusUnavailableError("outputs were not delivered; restarting from committed offsets")
     return True
 
@@ -133,15 +165,9 @@ def _run(
     poll_timeout: float,
     *,
     state: PartitionState | None = None,
-    on_idle: Callable[[float], int] | None = None,
-    next_due: Callable[[float], float | None] | None = None,
     lag_interval: float = 5.0,
 ) -> None:
-    sub: Subscription
-    if isinstance(bus, KafkaBus):
-        sub = bus.subscribe(topic, group, on_revoke, state=state)
-    else:
-        sub = bus.subscribe(topic, group, on_revoke=on_revoke)
+    sub = bus.subscribe(topic, group, on_revoke, state=state)
     poll = sub.poll
     in_counter = metrics.MESSAGES_IN.labels(service, topic)
     processing = metrics.PROCESSING_SECONDS.labels(service)
@@ -149,30 +175,19 @@ def _run(
     health.set_ready(True)
     try:
         while not stop.is_set():
-            timeout = poll_timeout
-            if next_due is not None:
-                due = next_due(time.time())
-                if due is not None:
-                    timeout = min(timeout, due)
-            batch = poll(max_batch, timeout)
+            batch = poll(max_batch, poll_timeout)
             health.beat()
-            errors_before = _delivery_errors(bus)
-            started = time.perf_counter()
             if batch:
+                errors_before = bus.delivery_errors
+                started = time.perf_counter()
                 in_counter.inc(len(batch))
                 handle(batch)
-            # Caught up (the batch was not full): a quiet feed's due windows can close now.
-            produced = bool(batch)
-            if on_idle is not None and len(batch) < max_batch:
-                produced = on_idle(time.time()) > 0 or produced
-            if produced:
                 if not _acknowledge(bus, stop, health, errors_before):
                     log.error("stopped with outputs unacknowledged; the batch will be redelivered")
                     break
-                if batch:
-                    sub.done(batch)
-                    processing.observe(time.perf_counter() - started)
-            if isinstance(sub, KafkaSubscription) and time.monotonic() >= next_lag:
+                sub.done(batch)
+                processing.observe(time.perf_counter() - started)
+            if time.monotonic() >= next_lag:
                 next_lag = time.monotonic() + lag_interval
                 sub.report_lag()
     finally:
@@ -199,6 +214,7 @@ def run_featurizer(
     out_topic, dlq = topics.topic_features, topics.topic_deadletter
     out_counter = metrics.MESSAGES_OUT.labels(service, out_topic)
     late_counter = metrics.LATE_TICKS.labels(service)
+    duplicate_counter = metrics.DUPLICATE_TICKS.labels(service)
     rebuilt_counter = metrics.STATE_REBUILD_MESSAGES.labels(service)
 
     def revoke(partitions: Sequence[int]) -> None:
@@ -212,11 +228,9 @@ def run_featurizer(
     def publish(vectors: list[TracedVector]) -> None:
         if not vectors:
             return
-        _publish_all(
-            bus,
-            out_topic,
-            [(vec.product_id, encode_features(vec, None if t != t else t)) for vec, t in vectors],
-        )
+        docs = encode_features_batch([v for v, _ in vectors], [t for _, t in vectors])
+        keyed = [(v.product_id, d) for (v, _), d in zip(vectors, docs, strict=True)]
+        bus.publish_many(out_topic, keyed)
         out_counter.inc(len(vectors))
         for product, count in Counter(vec.product_id for vec, _ in vectors).items():
             metrics.FEATURE_VECTORS.labels(product).inc(count)
@@ -224,21 +238,39 @@ def run_featurizer(
             for vec, _ in vectors:
                 on_vector(vec)
 
-    def report_stage() -> None:
-        if stage.late_ticks:
-            late_counter.inc(stage.late_ticks)
-            stage.late_ticks = 0
+    def report_stage(batch: Sequence[Message]) -> None:
+        if stage.rejected:
+            where = {(m.partition, m.offset): m for m in batch}
+            for rejection in stage.rejected:
+                if rejection.reason == LATE:
+                    late_counter.inc()
+                dead_letter(
+                    bus,
+                    service,
+                    where[rejection.partition, rejection.offset],
+                    rejection.reason,
+                    rejection.detail,
+                    dlq,
+                )
+            stage.rejected.clear()
+        if stage.duplicate_ticks:
+            duplicate_counter.inc(stage.duplicate_ticks)
+            stage.duplicate_ticks = 0
         if stage.rebuilt_messages:
             rebuilt_counter.inc(stage.rebuilt_messages)
             stage.rebuilt_messages = 0
-        if stage.gap_restarts:
-            for product in stage.gap_restarts:
-                metrics.HISTORY_RESTARTS.labels(product, "gap").inc()
-            stage.gap_restarts.clear()
+        for products, reason in ((stage.gap_restarts, "gap"), (stage.clock_resets, "clock")):
+            for product in products:
+                metrics.HISTORY_RESTARTS.labels(product, reason).inc()
+            products.clear()
+        if stage.watermark_vectors:
+            for product, count in Counter(stage.watermark_vectors).items():
+                metrics.WATERMARK_VECTORS.labels(product).inc(count)
+            stage.watermark_vectors.clear()
 
     def handle(batch: Sequence[Message]) -> None:
         decoded = decode_tick_batch([m.value for m in batch])
-        items: list[tuple[int, int, Tick, float]] = []
+        items: list[tuple[int, int, StreamRecord, float]] = []
         append = items.append
         for msg, result in zip(batch, decoded, strict=True):
             if isinstance(result, MessageError):
@@ -246,21 +278,18 @@ def run_featurizer(
             else:
                 append((msg.partition, msg.offset, result[0], result[1]))
         publish(stage.update_batch(items))
+        report_stage(batch)
+        # Only products the stage took have metric series (their number is bounded).
+        lanes = set(stage.products)
         last_time: dict[str, float] = {}
-        for _, _, tick, _ in items:
-            last_time[tick.product_id] = tick.event_time
-        for product, count in Counter(tick.product_id for _, _, tick, _ in items).items():
+        counts: Counter[str] = Counter()
+        for _, _, record, _ in items:
+            if type(record) is Tick and record.product_id in lanes:
+                last_time[record.product_id] = record.event_time
+                counts[record.product_id] += 1
+        for product, count in counts.items():
             metrics.TICKS.labels(service, product).inc(count)
             metrics.LAST_EVENT_TIME.labels(service, product).set(last_time[product])
-        report_stage()
-
-    def idle(now: float) -> int:
-        vectors = stage.advance(now)
-        publish(vectors)
-        for product, count in Counter(vec.product_id for vec, _ in vectors).items():
-            metrics.WATERMARK_VECTORS.labels(product).inc(count)
-        report_stage()
-        return len(vectors)
 
     _run(
         bus,
@@ -274,8 +303,6 @@ def run_featurizer(
         max_batch,
         poll_timeout,
         state=stage,
-        on_idle=idle,
-        next_due=stage.next_due,
         lag_interval=lag_interval,
     )
 
@@ -323,7 +350,7 @@ def run_consumer(
             model_version=version,
             threshold=threshold,
         )
-        _publish_all(bus, out_topic, list(zip(pids, docs, strict=True)))
+        bus.publish_many(out_topic, list(zip(pids, docs, strict=True)))
         produced_at = time.time()
         out_counter.inc(len(docs))
         for product, count in Counter(pids).items():

@@ -3,32 +3,33 @@
 Decoding validates: a message that cannot be used raises :class:`MessageError` with a stable
 ``reason``, which services count and send to the dead-letter topic.
 
+The ticks topic carries ticks and watermarks (``{"product_id", "watermark", "ingest_time"}``: no
+tick of that product before ``watermark`` follows; see ``stages.py`` for the contract).
+
 Latency is traced with optional fields that older readers ignore: a tick may carry
 ``ingest_time`` (wall clock when it entered the pipeline), a feature vector and its prediction
-``trigger_time`` (the ingest time of the tick that closed the window, or the wall clock at which a
-quiet feed's watermark closed it).
+``trigger_time`` (the ingest time of the tick or watermark that closed the window).
 
 Parsing uses orjson; a document it refuses is parsed again by the standard library, which also
 reads NaN and Infinity, so that such values are reported as ``non_finite`` rather than
-``not_json``. The ``*_batch`` functions are the services' hot path. They parse a whole batch with
-one ``orjson.loads`` and accept only documents that pass the same checks as the single decoders; any
-other document goes through the single decoder, so results and reasons are identical.
+``not_json``. The ``*_batch`` functions are the services' hot path: they accept inline only
+documents of the common, valid shape and hand every other one to the single decoder, so each
+result or rejection reason is exactly the single decoder's (a property test checks it).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from volatility.features import FEATURE_NAMES, FEATURE_SPEC_VERSION, FeatureVector
-from volatility.ticks import Tick
+from volatility.ticks import StreamRecord, Tick, Watermark
 
 _INF = math.inf
 _NAN = math.nan
@@ -76,8 +77,8 @@ def _parse(data: bytes) -> Any:
 def _load(data: bytes) -> dict[str, Any]:
     try:
         doc = _parse(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MessageError("not_json", str(exc)) from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise MessageError("not_json", str(exc)[:200]) from exc
     if not isinstance(doc, dict):
         raise MessageError("not_object", type(doc).__name__)
     return doc
@@ -89,7 +90,10 @@ def _number(doc: dict[str, Any], key: str) -> float:
     value = doc[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise MessageError("non_numeric", key)
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise MessageError("non_finite", key) from None
     if not math.isfinite(value):
         raise MessageError("non_finite", key)
     return value
@@ -117,11 +121,21 @@ def encode_tick(tick: Tick, ingest_time: float | None = None) -> bytes:
     return orjson.dumps(doc)
 
 
+def encode_watermark(mark: Watermark, ingest_time: float) -> bytes:
+    """A watermark record of the ticks topic; its ingest time is required (see `decode_record`)."""
+    return orjson.dumps(
+        {"product_id": mark.product_id, "watermark": mark.event_time, "ingest_time": ingest_time}
+    )
+
+
 def _optional_time(doc: dict[str, Any], key: str) -> float | None:
     """A tracing timestamp: used when it is a finite number, otherwise ignored (never fatal)."""
     value = doc.get(key)
     if type(value) is float or type(value) is int:
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            return None
         if -_INF < value < _INF:
             return value
     return None
@@ -153,32 +167,52 @@ def _tick(doc: dict[str, Any]) -> Tick:
     )
 
 
-def _load_batch(values: Sequence[bytes], joined: bytes | None = None) -> list[Any] | None:
-    """Every document of a batch with one parse; None when any of them is not JSON."""
-    try:
-        docs = orjson.loads(b"[" + (b",".join(values) if joined is None else joined) + b"]")
-    except orjson.JSONDecodeError:
-        return None
-    # A value holding two documents ("{},{}") would shift the ones after it.
-    return docs if isinstance(docs, list) and len(docs) == len(values) else None
+#: A record of the ticks topic and its ingest time (NaN when the producer did not record one).
+TracedRecord = tuple[StreamRecord, float]
+#: Kept for readers of ticks only.
+TracedTick = TracedRecord
 
 
+def decode_record(data: bytes) -> TracedRecord:
+    """One record of the ticks topic: a tick, or a watermark (which must carry its ingest time,
+    the bound the featurizer checks it against)."""
+    doc = _load(data)
+    if "watermark" in doc:
+        return Watermark(_string(doc, "product_id"), _number(doc, "watermark")), _number(
+            doc, "ingest_time"
+        )
+    ingest_time = _optional_time(doc, "ingest_time")
+    return _tick(doc), _NAN if ingest_time is None else ingest_time
+
+
+def _parse_each(values: Sequence[bytes]) -> list[Any]:
+    """Each value parsed on its own (a joined parse could let one value's text complete
+    another's); ``_UNPARSED`` where orjson refuses it."""
+    out: list[Any] = []
+    append = out.append
+    loads = orjson.loads
+    for data in values:
+        try:
+            append(loads(data))
+        except orjson.JSONDecodeError:
+            append(_UNPARSED)
+    return out
+
+
+_UNPARSED = object()
 _tick_fields = itemgetter("product_id", "event_time", "price", "best_bid", "best_ask")
 
-#: A decoded tick and its ingest time (NaN when the producer did not record one).
-TracedTick = tuple[Tick, float]
 
-
-def decode_tick_batch(values: Sequence[bytes]) -> list[TracedTick | MessageError]:
-    """Decode a batch of ticks; each item is the tick or the error that rejected it."""
-    docs = _load_batch(values)
-    out: list[TracedTick | MessageError] = []
+def decode_tick_batch(values: Sequence[bytes]) -> list[TracedRecord | MessageError]:
+    """Decode a batch of ticks-topic records: for each, exactly what `decode_record` returns or
+    the error it raises. The common, valid shape is accepted inline; anything else takes the
+    single decoder."""
+    docs = _parse_each(values)
+    out: list[TracedRecord | MessageError] = []
     append = out.append
     fields = _tick_fields
-    for i, data in enumerate(values):
-        doc = docs[i] if docs is not None else None
-        # The common, valid shape is accepted inline; everything else takes the full path.
-        if type(doc) is dict:
+    for i, doc in enumerate(docs):
+        if type(doc) is dict and "watermark" not in doc:
             try:
                 pid, t, price, bid, ask = fields(doc)
             except KeyError:
@@ -196,6 +230,8 @@ def decode_tick_batch(values: Sequence[bytes]) -> list[TracedTick | MessageError
             ):
                 seq, vol = doc.get("sequence_num"), doc.get("volume_24h")
                 ingest = doc.get("ingest_time")
+                if type(ingest) is not float:
+                    ingest = float(ingest) if type(ingest) is int else _NAN
                 append(
                     (
                         Tick(
@@ -207,32 +243,25 @@ def decode_tick_batch(values: Sequence[bytes]) -> list[TracedTick | MessageError
                             seq if type(seq) is int else None,
                             float(vol) if type(vol) is float or type(vol) is int else None,
                         ),
-                        ingest if type(ingest) is float and -_INF < ingest < _INF else _NAN,
+                        ingest if -_INF < ingest < _INF else _NAN,
                     )
                 )
                 continue
         try:
-            full = _load(data) if doc is None else doc
-            if not isinstance(full, dict):
-                raise MessageError("not_object", type(full).__name__)
-            ingest_time = _optional_time(full, "ingest_time")
-            append((_tick(full), _NAN if ingest_time is None else ingest_time))
+            append(decode_record(values[i]))
         except MessageError as exc:
             append(exc)
     return out
 
 
-# Feature values are written at float32 precision, the precision models consume: rounded to
-# float32, then 9 significant digits, which restore that float32 exactly and are much cheaper
-# to write and parse than a float64 repr.
-_F32 = struct.Struct(f"<{len(FEATURE_NAMES)}f")
-_FEATURES_TEMPLATE = (
-    '{"product_id":%s,"event_time":%r,"spec":'
-    + json.dumps(FEATURE_SPEC_VERSION)
-    + ',"features":{'
-    + ",".join(f"{json.dumps(name)}:%.9g" for name in FEATURE_NAMES)
-    + "}"
-)
+# The features document is compact: the values are positional, in the FEATURE_NAMES order of
+# the spec version the document names ({"product_id", "event_time", "spec", "values": [...]}).
+# Documents with named values ("features": {name: value}) are still read. Values are written at
+# float32 precision, the precision models consume, in the shortest text that restores that
+# float32 exactly (orjson's float32 writer), which is much cheaper to write and parse than
+# float64 reprs and names.
+_N_FEATURES = len(FEATURE_NAMES)
+_SPEC_JSON = json.dumps(FEATURE_SPEC_VERSION).encode()
 _json_strings: dict[str, str] = {}
 
 
@@ -246,27 +275,52 @@ def _json_string(text: str) -> str:
     return cached
 
 
+def encode_features_batch(
+    vectors: Sequence[FeatureVector], trigger_times: Sequence[float | None]
+) -> list[bytes]:
+    """The documents of ``vectors`` (trigger time None or NaN: none), one float32 conversion and
+    one write for all their values."""
+    import numpy as np
+
+    if not vectors:
+        return []
+    matrix = np.array([v.values for v in vectors], dtype=np.float32)
+    finite = cast("list[bool]", np.isfinite(matrix).all(axis=1).tolist())
+    body = orjson.dumps(matrix, option=orjson.OPT_SERIALIZE_NUMPY)
+    rows = body[2:-2].split(b"],[")  # numbers hold no brackets
+    out: list[bytes] = []
+    append = out.append
+    for vec, trigger, row, ok in zip(vectors, trigger_times, rows, finite, strict=True):
+        if not ok:
+            append(_encode_non_finite(vec, trigger))
+            continue
+        head = b'{"product_id":%s,"event_time":%r,"spec":%s,"values":[' % (
+            _json_string(vec.product_id).encode(),
+            vec.event_time,
+            _SPEC_JSON,
+        )
+        if trigger is None or trigger != trigger:
+            append(head + row + b"]}")
+        else:
+            append(head + row + b'],"trigger_time":%r}' % trigger)
+    return out
+
+
+def _encode_non_finite(vec: FeatureVector, trigger_time: float | None) -> bytes:
+    # orjson would write null; the stdlib writes NaN/Infinity, so readers say "non_finite".
+    doc: dict[str, Any] = {
+        "product_id": vec.product_id,
+        "event_time": vec.event_time,
+        "spec": FEATURE_SPEC_VERSION,
+        "values": list(vec.values),
+    }
+    if trigger_time is not None and trigger_time == trigger_time:
+        doc["trigger_time"] = trigger_time
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
 def encode_features(vec: FeatureVector, trigger_time: float | None = None) -> bytes:
-    values = vec.values
-    if not -_INF < sum(values) < _INF:
-        # Not finite somewhere: keep the reader's "non_finite" verdict (json writes NaN/Infinity).
-        doc: dict[str, Any] = {
-            "product_id": vec.product_id,
-            "event_time": vec.event_time,
-            "spec": FEATURE_SPEC_VERSION,
-            "features": vec.as_dict(),
-        }
-        if trigger_time is not None:
-            doc["trigger_time"] = trigger_time
-        return json.dumps(doc, separators=(",", ":")).encode()
-    text = _FEATURES_TEMPLATE % (
-        _json_string(vec.product_id),
-        vec.event_time,
-        *_F32.unpack(_F32.pack(*values)),
-    )
-    if trigger_time is not None:
-        return f'{text},"trigger_time":{trigger_time!r}}}'.encode()
-    return (text + "}").encode()
+    return encode_features_batch([vec], [trigger_time])[0]
 
 
 def decode_features(data: bytes) -> FeatureVector:
@@ -277,17 +331,32 @@ def _features(doc: dict[str, Any]) -> FeatureVector:
     spec = doc.get("spec")
     if spec != FEATURE_SPEC_VERSION:
         raise MessageError("feature_spec_mismatch", f"spec {spec!r} != {FEATURE_SPEC_VERSION!r}")
-    features = doc.get("features")
-    if not isinstance(features, dict):
-        raise MessageError("missing_field", "features")
+    values = doc.get("values")
+    if isinstance(values, list):
+        if len(values) != _N_FEATURES:
+            raise MessageError("wrong_length", f"{len(values)} values, {_N_FEATURES} expected")
+        named = dict(zip(FEATURE_NAMES, values, strict=True))
+    else:
+        named = doc.get("features")  # type: ignore[assignment]
+        if not isinstance(named, dict):
+            raise MessageError("missing_field", "values")
     return FeatureVector(
         product_id=_string(doc, "product_id"),
         event_time=_number(doc, "event_time"),
-        values=tuple(_number(features, name) for name in FEATURE_NAMES),
+        values=tuple(_number(named, name) for name in FEATURE_NAMES),
     )
 
 
+def decode_features_traced(data: bytes) -> tuple[FeatureVector, float]:
+    """A feature vector and its trigger time (NaN when absent), as the batch decoder reads it."""
+    doc = _load(data)
+    vec = _features(doc)
+    trigger_time = _optional_time(doc, "trigger_time")
+    return vec, _NAN if trigger_time is None else trigger_time
+
+
 _feature_values = itemgetter(*FEATURE_NAMES)
+_NUMBER_TYPES = frozenset({float, int})
 
 
 @dataclass(slots=True)
@@ -307,84 +376,69 @@ class FeatureBatch:
 
 
 def decode_features_batch(values: Sequence[bytes]) -> FeatureBatch:
+    """Decode a batch of features documents: each row or error is exactly what
+    `decode_features_traced` returns or raises for that document."""
     import numpy as np
 
-    joined = b",".join(values)
-    docs = _load_batch(values, joined)
-    # true/false/null are never feature values; documents holding one take the full path. A
-    # literal always follows a colon, so one look at the whole batch usually clears every row.
-    no_literals = b":t" not in joined and b":f" not in joined and b":n" not in joined
+    docs = _parse_each(values)
     rows: list[int] = []
     pids: list[str] = []
     times: list[float] = []
     triggers: list[float] = []
-    table: list[tuple[float, ...]] = []
+    table: list[Any] = []
     slow: list[int] = []
-    for i, data in enumerate(values):
-        doc = docs[i] if docs is not None else None
-        if (
-            type(doc) is dict
-            and doc.get("spec") == FEATURE_SPEC_VERSION
-            and (
-                no_literals
-                or (b":true" not in data and b":false" not in data and b":null" not in data)
-            )
-        ):
-            pid, t, features = doc.get("product_id"), doc.get("event_time"), doc.get("features")
-            if (
-                type(pid) is str
-                and pid
-                and type(t) is float
-                and -_INF < t < _INF
-                and type(features) is dict
-            ):
-                try:
-                    row = _feature_values(features)
-                except KeyError:
+    number_types = _NUMBER_TYPES
+    for i, doc in enumerate(docs):
+        if type(doc) is dict and doc.get("spec") == FEATURE_SPEC_VERSION:
+            pid, t = doc.get("product_id"), doc.get("event_time")
+            if type(pid) is str and pid and type(t) is float and -_INF < t < _INF:
+                row = doc.get("values")
+                if type(row) is not list or len(row) != _N_FEATURES:
+                    features = doc.get("features")
+                    if row is not None or type(features) is not dict:
+                        slow.append(i)
+                        continue
+                    try:
+                        row = _feature_values(features)
+                    except KeyError:
+                        slow.append(i)
+                        continue
+                # Only numbers (a bool or a string would pass numpy's conversion).
+                if not set(map(type, row)) <= number_types:
                     slow.append(i)
                     continue
                 trigger = doc.get("trigger_time")
+                if type(trigger) is not float:
+                    trigger = float(trigger) if type(trigger) is int else _NAN
                 rows.append(i)
                 pids.append(pid)
                 times.append(t)
-                triggers.append(
-                    trigger if type(trigger) is float and -_INF < trigger < _INF else _NAN
-                )
+                triggers.append(trigger if -_INF < trigger < _INF else _NAN)
                 table.append(row)
                 continue
         slow.append(i)
-    matrix = np.empty((0, len(FEATURE_NAMES)), dtype=np.float32)
+    matrix = np.empty((0, _N_FEATURES), dtype=np.float32)
     if table:
-        bad: list[bool]
-        try:
-            wide = np.array(table, dtype=np.float64)
-            finite: Any = np.isfinite(wide).all(axis=1)
-            bad = [not ok for ok in finite.tolist()]
-        except (TypeError, ValueError):  # a string among the values
-            wide, bad = None, [True] * len(table)
-        if any(bad):
-            keep = [k for k in range(len(rows)) if not bad[k]]
-            slow += [rows[k] for k in range(len(rows)) if bad[k]]
+        wide = np.array(table, dtype=np.float64)
+        finite = cast("list[bool]", np.isfinite(wide).all(axis=1).tolist())
+        if not all(finite):
+            keep = [k for k, ok in enumerate(finite) if ok]
+            slow += [rows[k] for k, ok in enumerate(finite) if not ok]
             rows = [rows[k] for k in keep]
             pids = [pids[k] for k in keep]
             times = [times[k] for k in keep]
             triggers = [triggers[k] for k in keep]
-            wide = wide[keep] if wide is not None else None
-        if wide is not None:
-            matrix = wide.astype(np.float32)
+            wide = wide[keep]
+        matrix = wide.astype(np.float32)
     errors: list[tuple[int, MessageError]] = []
     extra: list[tuple[int, FeatureVector, float]] = []
     for i in sorted(slow):
         try:
-            doc = docs[i] if docs is not None else _load(values[i])
-            if not isinstance(doc, dict):
-                raise MessageError("not_object", type(doc).__name__)
-            vec = _features(doc)
+            vec, trigger_time = decode_features_traced(values[i])
         except MessageError as exc:
             errors.append((i, exc))
             continue
-        trigger_time = _optional_time(doc, "trigger_time")
-        extra.append((i, vec, _NAN if trigger_time is None else trigger_time))
+        extra.append((i, vec, trigger_time))
     if extra:
         # Valid documents in an unusual shape (integers, reordered keys...) join the batch.
         rows += [i for i, _, _ in extra]

@@ -180,8 +180,13 @@ STATE_REBUILD_MESSAGES = Counter(
 LATE_TICKS = Counter(
     f"{NS}_late_ticks", "Ticks older than a window already closed, set aside", [LABEL_SERVICE]
 )
+DUPLICATE_TICKS = Counter(
+    f"{NS}_duplicate_ticks",
+    "Ticks identical to one already taken at the same event time, ignored",
+    [LABEL_SERVICE],
+)
 WATERMARK_VECTORS = Counter(
     f"{NS}_watermark_vectors",
-    "Feature vectors emitted by a quiet feed's watermark rather than by a tick",
+    "Feature vectors closed by a watermark record (a quiet product) rather than by a tick",
     [LABEL_PRODUCT],
 )

@@ -45,16 +45,19 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     _common(
         parser,
         "Exchange settings: INGEST_WS_URL, INGEST_PRODUCTS (comma-separated), "
-        "INGEST_STALE_AFTER_SECONDS.",
+        "INGEST_STALE_AFTER_SECONDS, INGEST_MAX_SKEW_SECONDS (frames stamped further from their "
+        "receive time are dead-lettered) and INGEST_WATERMARK_LAG_SECONDS (how far the "
+        "watermarks trail the exchange's clock).",
     )
 
 
 def add_featurize_arguments(parser: argparse.ArgumentParser) -> None:
     _common(
         parser,
-        _CONSUMER_NOTE + " Windows: FEATURIZER_LATENESS_SECONDS (watermark for a quiet feed, "
-        "negative disables) and FEATURIZER_REBUILD_SECONDS (event time re-read to rebuild "
-        "state after a restart or rebalance).",
+        _CONSUMER_NOTE + " Windows: FEATURIZER_PRODUCTS (comma-separated; other products are "
+        "dead-lettered), FEATURIZER_MAX_SKEW_SECONDS (how far ahead of its product's stream or "
+        "its ingest time a record may be) and FEATURIZER_REBUILD_SECONDS (event time re-read "
+        "to rebuild state after a restart or rebalance).",
     )
 
 
@@ -104,11 +107,18 @@ def run_ingest(args: argparse.Namespace) -> int:
     settings = IngestSettings()
     topics = TopicSettings()
     try:
-        bus = _kafka_bus((topics.topic_ticks,), "ingest")
+        bus = _kafka_bus((topics.topic_ticks, topics.topic_deadletter), "ingest")
     except BusUnavailableError as exc:
         log.error(str(exc))
         return 2
-    publisher = TickPublisher(bus, topics.topic_ticks)
+    publisher = TickPublisher(
+        bus,
+        topics.topic_ticks,
+        products=settings.products,
+        lag=settings.watermark_lag_seconds,
+        max_skew=settings.max_skew_seconds,
+        deadletter=topics.topic_deadletter,
+    )
     client = ExchangeClient(
         ClientConfig(
             url=settings.ws_url,
@@ -144,7 +154,10 @@ def run_featurize(args: argparse.Namespace) -> int:
             (topics.topic_ticks, topics.topic_features, topics.topic_deadletter), "featurizer"
         )
         stage = FeaturizeStage(
-            lateness=settings.lateness_seconds, rebuild_seconds=settings.rebuild_seconds
+            products=settings.products,
+            max_skew=settings.max_skew_seconds,
+            max_lead=settings.max_skew_seconds,
+            rebuild_seconds=settings.rebuild_seconds,
         )
         tune_gc()
         run_featurizer(
@@ -209,7 +222,8 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--to-kafka",
         action="store_true",
-        help="publish to the ticks topic (KAFKA_* settings); default: JSON lines on stdout",
+        help="publish the ticks, and the watermarks their clock implies, to the ticks topic "
+        "(KAFKA_* settings); default: tick JSON lines on stdout",
     )
     parser.add_argument(
         "--speed",

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from volatility.features.engine import CONVERGENCE_SECONDS
 from volatility.names import (
     COINBASE_WS_URL,
     DEFAULT_PRODUCTS,
@@ -19,6 +20,13 @@ from volatility.names import (
     TOPIC_TICKS,
     VariantName,
 )
+
+#: Event time the featurizer re-reads to rebuild a partition's state: enough for every product's
+#: vectors to be bit-identical to those of the run that was interrupted (the engine's
+#: convergence bound), plus a margin for products whose stream lags the partition's.
+DEFAULT_REBUILD_SECONDS = float(CONVERGENCE_SECONDS + 30)
+#: How far ahead of its stream (or its ingest time) a record may be before it is set aside.
+DEFAULT_MAX_SKEW_SECONDS = 300.0
 
 # Shipped models: models/artifacts in a checkout; images set MODEL_DIR.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "artifacts"
@@ -64,6 +72,12 @@ class RuntimeSettings(BaseSettings):
     metrics_port: int = Field(default=9000, ge=0, le=65535)
 
 
+def _split_products(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+    return value
+
+
 class IngestSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True)
 
@@ -71,13 +85,13 @@ class IngestSettings(BaseSettings):
     # Comma-separated in the environment: INGEST_PRODUCTS=BTC-USD,ETH-USD
     products: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PRODUCTS
     stale_after_seconds: float = Field(default=10.0, gt=0)
+    # A frame stamped further than this from its receive time is not believed: its ticks are
+    # dead-lettered (clock_skew) and it does not move the watermarks.
+    max_skew_seconds: float = Field(default=300.0, gt=0)
+    # Watermarks trail the exchange's clock by this much (0: the exchange stamps in order).
+    watermark_lag_seconds: float = Field(default=0.0, ge=0)
 
-    @field_validator("products", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(p.strip() for p in value.split(",") if p.strip())
-        return value
+    _split = field_validator("products", mode="before")(_split_products)
 
 
 class ModelSettings(BaseSettings):
@@ -116,13 +130,18 @@ class TopicSettings(BaseSettings):
 class FeaturizerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEATURIZER_", frozen=True)
 
-    # A quiet feed closes a window once the event clock (the latest event time, advanced by the
-    # wall time since it was seen) is this far past the boundary; ticks later than that are set
-    # aside as late. Negative disables it: windows then close only on the next tick.
-    lateness_seconds: float = 0.25
+    # The products to featurize (comma-separated); records of any other are dead-lettered.
+    products: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PRODUCTS
+    # A tick further ahead of its product's stream clock than this is dead-lettered
+    # (clock_skew), and so is a tick or watermark further ahead of its own ingest time
+    # (future_time).
+    max_skew_seconds: float = Field(default=DEFAULT_MAX_SKEW_SECONDS, gt=0)
     # After a restart or reassignment, this much event time before the committed position is
-    # re-read to rebuild the windows (the longest window plus margin), so no vector is lost.
-    rebuild_seconds: float = Field(default=330.0, ge=0)
+    # re-read to rebuild the windows, so that no vector is lost and the re-published ones are
+    # identical (at least the engine's convergence bound).
+    rebuild_seconds: float = Field(default=DEFAULT_REBUILD_SECONDS, ge=CONVERGENCE_SECONDS)
+
+    _split = field_validator("products", mode="before")(_split_products)
 
 
 class KafkaConsumerSettings(BaseSettings):

@@ -7,156 +7,198 @@ service loops (``loops.py``) move messages between the bus and a stage.
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from volatility.features import FeatureEngine, FeatureVector
-from volatility.features.spec import MAX_GAP_SECONDS
 from volatility.messages import Prediction
 from volatility.scoring.model import Model
-from volatility.ticks import Tick
+from volatility.settings import DEFAULT_MAX_SKEW_SECONDS, DEFAULT_REBUILD_SECONDS
+from volatility.ticks import StreamRecord, Watermark
+
+#: Why the featurizer sets a ticks-topic record aside (dead-letter ``reason`` header values).
+UNKNOWN_PRODUCT = "unknown_product"  # not one of the configured products
+CLOCK_SKEW = "clock_skew"  # further from its product's stream clock than ``max_skew``
+FUTURE_TIME = "future_time"  # further ahead of its own ingest time than ``max_lead``
+LATE = "late"  # before a boundary its product has already closed
+STAGE_REASONS = (UNKNOWN_PRODUCT, CLOCK_SKEW, FUTURE_TIME, LATE)
 
 
 class _Lane:
-    """One product's engine and the bookkeeping the stage keeps around it."""
+    """One product's engine, its partition and its stream clock."""
 
-    __slots__ = ("engine", "last_time", "partition")
+    __slots__ = ("clock", "engine", "partition")
 
     def __init__(self, partition: int) -> None:
         self.engine = FeatureEngine()
         self.partition = partition
-        self.last_time = -math.inf
+        self.clock = -math.inf  # latest accepted event time or watermark of the product
 
 
 class _PartitionLog:
-    """Where a partition's state can be rebuilt from, and its event clock for the watermark."""
+    """Where a partition's state can be rebuilt from: the first offset of each event second of
+    the last ``rebuild_seconds`` (trimmed as it goes, so its size is bounded)."""
 
-    __slots__ = ("event_time", "marks", "resume", "seen_at")
+    __slots__ = ("event_time", "marks", "resume")
 
     def __init__(self, resume: int) -> None:
-        self.resume = resume  # vectors of offsets below this were published before
+        self.resume = resume  # outputs of offsets below this were published before
         self.marks: deque[tuple[int, int]] = deque()  # (event second, its first offset)
         self.event_time = -math.inf
-        self.seen_at = 0.0
 
 
-#: A feature vector and its trigger time (ingest wall clock of the tick that closed the window,
-#: or the wall clock of the watermark that closed it; NaN when unknown).
+class Rejection(NamedTuple):
+    """A ticks-topic record the stage set aside, to be dead-lettered by the loop."""
+
+    partition: int
+    offset: int
+    reason: str
+    detail: str
+
+
+#: A feature vector and its trigger time: the ingest time of the tick or watermark that closed
+#: its window (NaN when the producer recorded none).
 TracedVector = tuple[FeatureVector, float]
 
 
 class FeaturizeStage:
-    """Ticks to feature vectors, with one engine per product, grouped by input partition.
+    """Ticks and watermarks to feature vectors, one engine per product, grouped by partition.
 
-    Products are keyed, so a product's ticks live in one partition. Three things make the
-    Kafka featurizer lose no vector and wait for no tick:
+    The output is a function of the records of each partition, in offset order, and of nothing
+    else (no wall clock): any delivery schedule (stalls, redeliveries, restarts, rebalances)
+    publishes the same value for each (product, second).
 
-    * recovery: each stored offset carries a *checkpoint*, the offset ``rebuild_seconds`` of
+    * Windows close on data: a product's boundary closes when its first tick at or after it
+      arrives, or when a watermark record of that product passes it (the ingest writes one per
+      product per second of exchange time, so quiet products keep their cadence).
+    * Lateness contract: a tick whose second a tick or watermark of its product has already
+      closed is set aside as ``late``. The ingest publishes a watermark only once the exchange's
+      clock (the timestamps of the frames it received, in order) has passed it, so with an
+      exchange that stamps frames in order no tick is late.
+    * Poison cannot stall a product: a tick more than ``max_skew`` away from its product's stream
+      clock (the latest accepted event time or watermark) is set aside as ``clock_skew``; a tick
+      or watermark more than ``max_lead`` ahead of its own ingest time as ``future_time``; a
+      product outside ``products`` as ``unknown_product``. A watermark more than ``max_skew``
+      behind its product's clock resets that clock (and the product's history): the clock had
+      been moved by a poison that came before any watermark.
+    * Recovery: each stored offset carries a *checkpoint*, the offset ``rebuild_seconds`` of
       event time earlier; after a restart or reassignment the partition is re-read from there
-      with outputs suppressed up to the committed offset, so windows are rebuilt, not warmed up;
-    * gaps: a silence longer than MAX_GAP_SECONDS restarts the product's history, decided here
-      from tick times so that it holds even after the watermark moved the engine on;
-    * watermark (``lateness`` >= 0): when the feed is quiet, a partition's event clock (its latest
-      event time plus the wall time since) minus ``lateness`` closes due windows without waiting
-      for the next tick; a product is never advanced more than MAX_GAP_SECONDS past its last tick.
+      with outputs (vectors and rejections) suppressed below the committed offset. The engine's
+      values depend only on the windows' ticks, so the re-published vectors are bit-identical.
     """
 
-    def __init__(self, *, lateness: float | None = None, rebuild_seconds: float = 330.0) -> None:
+    def __init__(
+        self,
+        *,
+        products: Iterable[str] | None = None,
+        max_skew: float = DEFAULT_MAX_SKEW_SECONDS,
+        max_lead: float | None = DEFAULT_MAX_SKEW_SECONDS,
+        rebuild_seconds: float = DEFAULT_REBUILD_SECONDS,
+    ) -> None:
         self._lanes: dict[str, _Lane] = {}
         self._logs: dict[int, _PartitionLog] = {}
-        self._lateness = lateness if lateness is not None and lateness >= 0 else None
+        self._products = frozenset(products) if products is not None else None
+        self._max_skew = max_skew
+        self._max_lead = max_lead if max_lead is not None else math.inf
         self._rebuild_seconds = rebuild_seconds
-        self.late_ticks = 0
+        # Counters the loop drains into metrics.
+        self.rejected: list[Rejection] = []
+        self.duplicate_ticks = 0
         self.gap_restarts: list[str] = []
+        self.clock_resets: list[str] = []
         self.rebuilt_messages = 0
+        self.watermark_vectors: list[str] = []
 
-    # -- the tick path ----------------------------------------------------------------------
-
-    def _lane(self, product_id: str, partition: int) -> _Lane:
-        lane = self._lanes.get(product_id)
-        if lane is None or lane.partition != partition:
-            lane = self._lanes[product_id] = _Lane(partition)
-        return lane
-
-    def update(self, tick: Tick, partition: int = 0) -> list[FeatureVector]:
-        return [v for v, _ in self.update_batch([(partition, -1, tick, math.nan)])]
+    def update(self, record: StreamRecord, partition: int = 0) -> list[FeatureVector]:
+        return [v for v, _ in self.update_batch([(partition, -1, record, math.nan)])]
 
     def update_batch(
-        self, items: Iterable[tuple[int, int, Tick, float]], now: float | None = None
+        self, items: Iterable[tuple[int, int, StreamRecord, float]]
     ) -> list[TracedVector]:
-        """Feed (partition, offset, tick, ingest time) in order; return the vectors to publish."""
+        """Feed (partition, offset, record, ingest time) in offset order; return the vectors to
+        publish. Records set aside are appended to ``rejected``."""
         out: list[TracedVector] = []
         lanes, logs = self._lanes, self._logs
-        floor = math.floor
-        max_gap = MAX_GAP_SECONDS
-        seen_at = time.time() if now is None else now
+        products = self._products
+        max_skew, max_lead = self._max_skew, self._max_lead
+        rebuild_seconds = self._rebuild_seconds
         log = _PartitionLog(-1)
         log_partition: int | None = None
-        for partition, offset, tick, ingest in items:
+        for partition, offset, record, ingest in items:
             if partition != log_partition:
                 found = logs.get(partition)
                 if found is None:
                     found = logs[partition] = _PartitionLog(-1)
                 log, log_partition = found, partition
-            t = tick.event_time
-            lane = lanes.get(tick.product_id)
+            replayed = offset < log.resume
+            if replayed:
+                self.rebuilt_messages += 1
+            pid = record.product_id
+            t = record.event_time
+            reason = ""
+            if products is not None and pid not in products:
+                reason = UNKNOWN_PRODUCT
+            elif t > ingest + max_lead:  # False when ingest is NaN
+                reason = FUTURE_TIME
+            if reason:
+                if not replayed:
+                    self.rejected.append(Rejection(partition, offset, reason, f"{pid} at {t!r}"))
+                continue
+            lane = lanes.get(pid)
             if lane is None or lane.partition != partition:
-                lane = self._lane(tick.product_id, partition)
-            elif floor(t) - floor(lane.last_time) > max_gap:
-                lane.engine = FeatureEngine()  # same rule as the engine's own gap restart
-                self.gap_restarts.append(tick.product_id)
-            if t >= lane.last_time:
-                lane.last_time = t
-            late_before = lane.engine.stats.late_ticks
-            vectors = lane.engine.update(tick)
-            if lane.engine.stats.late_ticks != late_before:
-                self.late_ticks += 1
+                lane = lanes[pid] = _Lane(partition)
+            engine = lane.engine
+            if type(record) is Watermark:
+                if t < lane.clock - max_skew:
+                    lane.engine = engine = FeatureEngine()
+                    lane.clock = t
+                    self.clock_resets.append(pid)
+                elif t > lane.clock:
+                    lane.clock = t
+                vectors = engine.advance(pid, t)
+                if vectors and not replayed:
+                    self.watermark_vectors += [pid] * len(vectors)
+            else:
+                if abs(t - lane.clock) > max_skew and lane.clock != -math.inf:
+                    if not replayed:
+                        detail = f"{pid} at {t!r}, its stream at {lane.clock!r}"
+                        self.rejected.append(Rejection(partition, offset, CLOCK_SKEW, detail))
+                    continue
+                stats = engine.stats
+                late, duplicates, restarts = (
+                    stats.late_ticks,
+                    stats.duplicate_ticks,
+                    stats.history_restarts,
+                )
+                vectors = engine.update(record)  # type: ignore[arg-type]
+                if stats.late_ticks != late:
+                    if not replayed:
+                        detail = f"{pid} at {t!r}, closed up to {lane.clock!r}"
+                        self.rejected.append(Rejection(partition, offset, LATE, detail))
+                    continue
+                if stats.duplicate_ticks != duplicates:
+                    self.duplicate_ticks += not replayed
+                    continue
+                if stats.history_restarts != restarts and not replayed:
+                    self.gap_restarts.append(pid)
+                if t > lane.clock:
+                    lane.clock = t
             if t > log.event_time:
                 log.event_time = t
                 sec = int(t)
-                if not log.marks or sec > log.marks[-1][0]:
-                    log.marks.append((sec, offset))
-            log.seen_at = seen_at
-            if offset < log.resume:
-                self.rebuilt_messages += 1
-                continue
-            for vec in vectors:
-                out.append((vec, ingest))
+                marks = log.marks
+                if not marks or sec > marks[-1][0]:
+                    marks.append((sec, offset))
+                    cut = t - rebuild_seconds
+                    while len(marks) > 1 and marks[1][0] <= cut:
+                        marks.popleft()
+            if vectors and not replayed:
+                for vec in vectors:
+                    out.append((vec, ingest))
         return out
-
-    # -- the watermark ----------------------------------------------------------------------
-
-    def advance(self, now: float) -> list[TracedVector]:
-        """Close the windows a quiet feed has made due; call when the input is caught up."""
-        if self._lateness is None:
-            return []
-        out: list[TracedVector] = []
-        for lane in self._lanes.values():
-            log = self._logs.get(lane.partition)
-            if log is None or lane.last_time == -math.inf:
-                continue
-            watermark = min(
-                log.event_time + (now - log.seen_at) - self._lateness,
-                math.floor(lane.last_time) + MAX_GAP_SECONDS,
-            )
-            out += [(vec, now) for vec in lane.engine.advance_to(watermark)]
-        return out
-
-    def next_due(self, now: float) -> float | None:
-        """Seconds until the watermark may close another window (None: nothing pending)."""
-        if self._lateness is None:
-            return None
-        due: float | None = None
-        for log in self._logs.values():
-            if log.event_time == -math.inf:
-                continue
-            boundary = math.floor(log.event_time) + 1
-            wait = boundary + self._lateness - log.event_time - (now - log.seen_at)
-            due = wait if due is None else min(due, wait)
-        return None if due is None else max(due, 0.0)
 
     # -- recovery and rebalances ------------------------------------------------------------
 
@@ -165,11 +207,7 @@ class FeaturizeStage:
         log = self._logs.get(partition)
         if log is None or not log.marks:
             return None
-        marks = log.marks
-        cut = log.event_time - self._rebuild_seconds
-        while len(marks) > 1 and marks[1][0] <= cut:
-            marks.popleft()
-        return max(marks[0][1], 0)
+        return max(log.marks[0][1], 0)
 
     def rebuild(self, partition: int, until: int) -> None:
         """``partition`` is re-read from an earlier checkpoint: outputs before ``until`` were
@@ -190,6 +228,10 @@ class FeaturizeStage:
     @property
     def products(self) -> tuple[str, ...]:
         return tuple(self._lanes)
+
+    def state_size(self) -> int:
+        """Entries held across all products and partitions (bounded; checked by a test)."""
+        return len(self._lanes) + sum(len(log.marks) + 1 for log in self._logs.values())
 
 
 class ScoreStage:

@@ -30,3 +30,19 @@ class Tick(NamedTuple):
     def spread_bps(self) -> float:
         mid = self.mid
         return (self.best_ask - self.best_bid) / mid * 1e4
+
+
+class Watermark(NamedTuple):
+    """A promise on the ticks topic: no tick of ``product_id`` before ``event_time`` follows.
+
+    The ingest derives it from the exchange's own clock (every frame carries the exchange's
+    timestamp, heartbeats one per second even when nothing trades), so a quiet product's windows
+    close on data, never on a reader's wall clock.
+    """
+
+    product_id: str
+    event_time: float
+
+
+#: One record of the ticks topic.
+StreamRecord = Tick | Watermark

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -90,13 +91,19 @@ def test_bad_ticks_are_rejected_with_their_reason_alone_and_in_a_batch(
 def test_feature_batch_keeps_good_rows_and_names_bad_ones() -> None:
     good = encode_features(VECTOR)
     other_spec = good.replace(b'"spec":"1"', b'"spec":"0"')
-    missing = good.replace(b'"rv_10s"', b'"rv_ten"')
-    batch = decode_features_batch([good, other_spec, good, missing])
+    named = dict(zip(FEATURE_NAMES, VECTOR.values, strict=True))
+    named["rv_ten"] = named.pop("rv_10s")
+    missing = json.dumps(
+        {"product_id": "BTC-USD", "event_time": 1.0, "spec": "1", "features": named}
+    ).encode()
+    short = good.replace(b'"values":[', b'"values":[1.5,', 1).replace(b"[1.5,0.5,", b"[", 1)
+    batch = decode_features_batch([good, other_spec, good, missing, short])
     assert batch.rows == [0, 2]
     assert batch.matrix.shape == (2, len(FEATURE_NAMES))
     assert {i: e.reason for i, e in batch.errors} == {
         1: "feature_spec_mismatch",
         3: "missing_field",
+        4: "wrong_length",
     }
     np.testing.assert_array_equal(batch.matrix[0], np.array(VECTOR.values, dtype=np.float32))
 

@@ -16,29 +16,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from volatility import metrics
-from volatility.bus.base import Message, RevokeCallback
+from volatility.bus.base import BusUnavailableError, Message, PartitionState, RevokeCallback
 from volatility.settings import KafkaConsumerSettings, KafkaSettings
+
+__all__ = ["BusUnavailableError", "KafkaBus", "KafkaSubscription", "PartitionState"]
 
 log = logging.getLogger(__name__)
 
 _CHECKPOINT_PREFIX = "rebuild_from="
 _ERROR_LOG_INTERVAL = 5.0
-
-
-class BusUnavailableError(RuntimeError):
-    """The broker cannot be reached or a required topic does not exist."""
-
-
-class PartitionState(Protocol):
-    def checkpoint(self, partition: int) -> int | None:
-        """The offset from which the partition's current state can be rebuilt, if known."""
-
-    def rebuild(self, partition: int, until: int) -> None:
-        """The partition is being re-read from its checkpoint; outputs of the messages before
-        ``until`` were published already."""
 
 
 class _ThrottledLog:
@@ -99,17 +88,13 @@ class KafkaSubscription:
     # -- rebalances (called from inside poll) ------------------------------------------------
 
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
+        from confluent_kafka import TopicPartition
 
         self.rebalances += 1
         metrics.REBALANCES.labels(self._service, "assigned").inc(len(partitions))
         if self._state is None or not partitions:
             return  # the client assigns at the committed offsets by itself
-        try:
-            committed = consumer.committed(partitions, timeout=10)
-        except KafkaException as exc:
-            log.warning("committed offsets unavailable; state warms up instead: %s", exc)
-            return
+        committed = _committed(consumer, partitions)
         starts: list[Any] = []
         for tp in committed:
             start = tp.offset
@@ -233,6 +218,19 @@ class KafkaSubscription:
 
     def close(self) -> None:
         self._consumer.close()  # commits stored offsets and leaves the group
+
+
+def _committed(consumer: Any, partitions: list[Any], attempts: int = 5) -> list[Any]:
+    """Committed offsets and their checkpoints. Without them the state could only warm up,
+    skipping vectors, so a broker that cannot answer makes the process restart instead."""
+    from confluent_kafka import KafkaException
+
+    for attempt in range(attempts):
+        try:
+            return list(consumer.committed(partitions, timeout=10))
+        except KafkaException as exc:
+            log.warning("committed offsets unavailable (attempt %d): %s", attempt + 1, exc)
+    raise BusUnavailableError("committed offsets unavailable; restarting to rebuild state")
 
 
 def _parse_checkpoint(metadata: str | None) -> int | None:

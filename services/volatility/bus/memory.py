@@ -6,7 +6,7 @@ import queue
 import threading
 from collections.abc import Sequence
 
-from volatility.bus.base import Message, RevokeCallback, Subscription
+from volatility.bus.base import Message, PartitionState, RevokeCallback, Subscription
 
 
 class _MemorySubscription:
@@ -27,6 +27,9 @@ class _MemorySubscription:
 
     def done(self, messages: Sequence[Message]) -> None:
         """Nothing to store: an in-process queue does not survive the process anyway."""
+
+    def report_lag(self) -> None:
+        """No lag metric: the queue is bounded and in the same process."""
 
     def close(self) -> None:
         """Nothing to release."""
@@ -59,15 +62,29 @@ class MemoryBus:
         for q in targets:
             q.put(msg)
 
+    def publish_many(self, topic: str, items: Sequence[tuple[str | None, bytes]]) -> None:
+        for key, value in items:
+            self.publish(topic, key, value)
+
     def subscribe(
-        self, topic: str, group: str, on_revoke: RevokeCallback | None = None
+        self,
+        topic: str,
+        group: str,
+        on_revoke: RevokeCallback | None = None,
+        *,
+        state: PartitionState | None = None,
     ) -> Subscription:
+        """``state`` is never rebuilt here: the queue and the state live and die together."""
         with self._lock:
             groups = self._queues.setdefault(topic, {})
             q = groups.setdefault(group, queue.Queue(self._maxsize))
         return _MemorySubscription(q)
 
     def flush(self, timeout: float = 10.0) -> int:
+        return 0
+
+    @property
+    def delivery_errors(self) -> int:
         return 0
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -97,6 +98,18 @@ class _Clock:
         if self.timestamps == "shift":
             return tick.event_time + (self.wall0 - self.open_time)
         return time.time()
+
+    def heartbeat_stamp(self, last_tick_stamp: float) -> float:
+        """The timestamp of a frame without ticks (heartbeats, acknowledgements), on the ticks'
+        clock (the exchange stamps every frame with its own): the market's time now, never
+        before the last tick sent."""
+        if self.timestamps == "now":
+            return time.time()
+        # At full speed the market is wherever this connection's ticks are.
+        market = self.source.start_time if self.speed is None else self.market_now()
+        if self.timestamps == "shift":
+            market += self.wall0 - self.open_time
+        return max(market, last_tick_stamp)
 
 
 class _Session:
@@ -202,6 +215,7 @@ class _Session:
         pending: Tick | None = None
         snapshot_done: set[str] = set()
         next_heartbeat: float | None = None
+        last_stamp = -math.inf
         while True:
             with self.cond:
                 while True:
@@ -215,7 +229,9 @@ class _Session:
                         text, sequenced = self.outbox.popleft()
                         if text == "subscriptions":
                             text = subscriptions_frame(
-                                self.sequence, time.time(), self.subscriptions
+                                self.sequence,
+                                clock.heartbeat_stamp(last_stamp),
+                                self.subscriptions,
                             )
                         seq_used = sequenced
                         kind = "control"
@@ -253,7 +269,10 @@ class _Session:
                     self.sequence += 1
             if kind == "heartbeat" and next_heartbeat is not None:
                 text = heartbeat_frame(
-                    sequence, time.time(), self.heartbeat_counter, now - clock.mono0
+                    sequence,
+                    clock.heartbeat_stamp(last_stamp),
+                    self.heartbeat_counter,
+                    now - clock.mono0,
                 )
                 self.heartbeat_counter += 1
                 next_heartbeat += self.sim.heartbeat_interval
@@ -262,7 +281,8 @@ class _Session:
             elif kind == "ticker" and pending is not None:
                 first = pending.product_id not in snapshot_done
                 snapshot_done.add(pending.product_id)
-                text = ticker_frame([pending], sequence, clock.stamp(pending), snapshot=first)
+                last_stamp = clock.stamp(pending)
+                text = ticker_frame([pending], sequence, last_stamp, snapshot=first)
                 pending = None
                 self.sim.count_tick()
             self.conn.send(text)
