@@ -20,6 +20,8 @@ TOPIC_DEADLETTER: Final = "volatility.deadletter.v1"
 # Kafka consumer groups.
 GROUP_FEATURIZER: Final = "volatility-featurizer"
 GROUP_CONSUMER: Final = "volatility-consumer"
+# The API reads predictions under this prefix, one group per process (see api/predictions.py).
+GROUP_API: Final = "volatility-api"
 
 DEFAULT_PRODUCTS: Final[tuple[str, ...]] = ("BTC-USD", "ETH-USD")
 COINBASE_WS_URL: Final = "wss://advanced-trade-ws.coinbase.com"

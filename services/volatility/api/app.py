@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from volatility.api import openinference
 from volatility.api.metrics import ApiMetrics, api_metrics
 from volatility.api.middleware import RequestMetrics
 from volatility.api.openinference import pick_version
+from volatility.api.predictions import PredictionFeed, PredictionReader, process_group
 from volatility.api.registry import ModelRegistry, NotLoaded
 from volatility.api.schemas import (
     ErrorBody,
@@ -31,7 +33,6 @@ from volatility.api.schemas import (
     LatestPredictions,
     LoadedModel,
     PredictBatch,
-    PredictionOut,
     PredictOne,
     Readiness,
     V2Error,
@@ -55,10 +56,11 @@ from volatility.api.scoring_routes import (
     read_head,
 )
 from volatility.api.settings import ApiSettings
+from volatility.api.stream import EventStreamResponse, event_stream, prediction_out
 from volatility.api.watch import VariantFile, read_variant, reload_models, watch_variant_file
+from volatility.bus.base import Bus
 from volatility.features.spec import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from volatility.names import VariantName
-from volatility.recent import RecentPredictions
 from volatility.runtime import tune_gc
 from volatility.scoring.contract import ModelContractError
 
@@ -81,7 +83,9 @@ class ApiState:
     registry: ModelRegistry
     metrics: ApiMetrics
     tick_source: str
-    recent: RecentPredictions | None
+    # The pipeline's predictions: a bus handed in (embedded), or Kafka when so configured.
+    bus: Bus | None
+    feed: PredictionFeed | None
     endpoints: ScoringEndpoints
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -140,9 +144,19 @@ def _lifespan(state: ApiState) -> Callable[[FastAPI], Any]:
             hooked = True
         except (ValueError, RuntimeError, NotImplementedError):
             hooked = False  # not the main thread (in-process tests): no signal handling
+        if state.feed is not None:
+            state.feed.attach(loop)
+        reading = _start_reader(state)
         try:
             yield
         finally:
+            if reading is not None:
+                reader, bus = reading
+                await asyncio.to_thread(reader.stop)
+                if bus is not state.bus:
+                    bus.close()  # the reader's own client
+            if state.feed is not None:
+                state.feed.attach(None)
             if hooked:
                 loop.remove_signal_handler(signal.SIGHUP)
             for task in state.tasks:
@@ -153,6 +167,46 @@ def _lifespan(state: ApiState) -> Callable[[FastAPI], Any]:
             state.tasks.clear()
 
     return lifespan
+
+
+NO_FEED = (
+    "this process reads no prediction stream: run it with API_PREDICTIONS_SOURCE=kafka "
+    "(the chart does), or embedded in the pipeline (volatility up)"
+)
+
+
+def _prediction_feed(
+    settings: ApiSettings, metrics: ApiMetrics, bus: Bus | None
+) -> PredictionFeed | None:
+    from volatility.settings import TopicSettings
+
+    if bus is not None:
+        source = "in-process"
+    elif settings.predictions_source == "kafka":
+        from volatility.settings import KafkaSettings
+
+        source = f"kafka {KafkaSettings().bootstrap_servers} {TopicSettings().topic_predictions}"
+    else:
+        return None
+    return PredictionFeed(source, settings.stream_max_age_seconds, metrics.observe_read)
+
+
+def _start_reader(state: ApiState) -> tuple[PredictionReader, Bus] | None:
+    """The predictions reader, on the bus handed in or on a Kafka client of its own."""
+    from volatility.settings import TopicSettings
+
+    if state.feed is None:
+        return None
+    bus = state.bus
+    if bus is None:
+        from volatility.bus.kafka import KafkaBus
+        from volatility.settings import KafkaSettings
+
+        bus = KafkaBus(KafkaSettings(), service="api")
+    group = process_group(state.settings.predictions_group)
+    reader = PredictionReader(bus, TopicSettings().topic_predictions, group, state.feed)
+    reader.start()
+    return reader, bus
 
 
 def _without_otel() -> dict[str, Any]:
@@ -168,7 +222,7 @@ def create_app(
     settings: ApiSettings | None = None,
     *,
     tick_source: str = "none",
-    recent: RecentPredictions | None = None,
+    bus: Bus | None = None,
 ) -> FastAPI:
     """The API; models are loaded when the application starts (its lifespan), not here."""
     settings = settings or ApiSettings()
@@ -177,7 +231,8 @@ def create_app(
         settings.models.dir, threads=settings.onnx_threads, on_change=metrics.publish_models
     )
     endpoints = ScoringEndpoints(settings, registry, metrics)
-    state = ApiState(settings, registry, metrics, tick_source, recent, endpoints)
+    feed = _prediction_feed(settings, metrics, bus)
+    state = ApiState(settings, registry, metrics, tick_source, bus, feed, endpoints)
     app = FastAPI(
         title="volatility",
         version=__version__,
@@ -317,16 +372,56 @@ def _add_service_routes(app: FastAPI, state: ApiState) -> None:
         tags=["predictions"],
     )
     async def latest() -> LatestPredictions | Response:
-        """The latest prediction per product, when this process also runs the stream consumer."""
-        if state.recent is None:
-            return _problem(
-                404,
-                "this process serves models only and sees no prediction stream; latest "
-                "predictions are available when the API runs embedded with the pipeline",
-            )
-        latest = state.recent.latest()
+        """The latest prediction of the pipeline per product, with its age."""
+        feed = state.feed
+        if feed is None:
+            return _problem(404, NO_FEED)
+        now = time.time()
+        seen = feed.latest()
+        received = feed.last_received
         return LatestPredictions(
-            predictions=[PredictionOut(**latest[p].as_dict()) for p in sorted(latest)]
+            source=feed.source,
+            last_received_seconds_ago=None if received is None else round(now - received, 3),
+            predictions=[prediction_out(seen[p].prediction, now) for p in sorted(seen)],
+        )
+
+    @app.get(
+        "/predictions/stream",
+        response_model=None,
+        responses={
+            200: {
+                "description": "Server-Sent Events: `latest` events (the latest prediction per "
+                "product) on connecting, then a `prediction` event per new prediction (its "
+                "`spike` field flags spikes), and a comment line when idle",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            404: {"model": ErrorBody, "description": "This process reads no predictions"},
+            422: {"model": ErrorBody, "description": "Invalid query; the message names it"},
+            503: {"model": ErrorBody, "description": "Too many stream clients"},
+        },
+        tags=["predictions"],
+    )
+    async def stream(
+        product: Annotated[str | None, Query(description="Only this product")] = None,
+        spikes: Annotated[bool, Query(description="Only predictions flagged as spikes")] = False,
+    ) -> Response:
+        """Follow the pipeline's predictions live (e.g. ``curl -N .../predictions/stream``)."""
+        feed = state.feed
+        if feed is None:
+            return _problem(404, NO_FEED)
+        if feed.listeners >= state.settings.stream_max_clients:
+            limit = state.settings.stream_max_clients
+            return _problem(503, f"{limit} clients already follow the stream; retry later")
+        events = event_stream(
+            feed,
+            state.metrics,
+            product=product,
+            spikes_only=spikes,
+            keepalive=state.settings.stream_keepalive_seconds,
+        )
+        # No caching, and no buffering by a proxy (nginx honours X-Accel-Buffering).
+        return EventStreamResponse(
+            events, headers={"cache-control": "no-cache", "x-accel-buffering": "no"}
         )
 
 

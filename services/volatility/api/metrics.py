@@ -151,6 +151,21 @@ class ApiMetrics:
             [LABEL_VARIANT],
             registry=registry,
         )
+        self.stream_read = Counter(
+            f"{NS}_api_predictions_read",
+            "Predictions read from the predictions topic by the API",
+            registry=registry,
+        )
+        self.stream_rejected = Counter(
+            f"{NS}_api_predictions_rejected",
+            "Messages of the predictions topic the API could not decode (skipped)",
+            registry=registry,
+        )
+        self.stream_clients = Gauge(
+            f"{NS}_api_stream_clients",
+            "Clients following /predictions/stream",
+            registry=registry,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._variant_children: dict[str, tuple[Histogram, Counter, Histogram]] = {}
         self._last_active: str | None = None
@@ -178,6 +193,12 @@ class ApiMetrics:
         children[1].inc(len(scores))
         children[2].observe(len(scores))
         self.scores.observe_many(variant, scores)
+
+    def observe_read(self, read: int, rejected: int) -> None:
+        if read:
+            self.stream_read.inc(read)
+        if rejected:
+            self.stream_rejected.inc(rejected)
 
     def publish_models(self, served: Served) -> None:
         self.info.clear()

@@ -122,16 +122,24 @@ class VersionInfo(BaseModel):
 
 class PredictionOut(BaseModel):
     product_id: str
-    event_time: float
+    event_time: float = Field(description="End of the feature window scored (Unix seconds)")
     score: float
-    spike: bool
+    spike: bool = Field(description="score >= threshold")
     variant: str
     model_version: str
     threshold: float
+    trigger_time: float | None = Field(
+        default=None, description="When the tick that closed the window entered the pipeline"
+    )
+    age_seconds: float = Field(description="Seconds from event_time to this answer")
 
 
 class LatestPredictions(BaseModel):
-    predictions: list[PredictionOut]
+    source: str = Field(description="Where predictions are read: a Kafka topic, or in-process")
+    last_received_seconds_ago: float | None = Field(
+        description="Since this process last read a prediction; null if it has read none"
+    )
+    predictions: list[PredictionOut] = Field(description="The latest per product, by product")
 
 
 # Open Inference Protocol v2.

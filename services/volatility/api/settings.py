@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from volatility.names import GROUP_API
 from volatility.settings import ModelSettings
 
 DEFAULT_MAX_BATCH_ROWS = 10_000
@@ -44,6 +45,17 @@ class ApiSettings(BaseSettings):
     # objects less often: full collections otherwise walk every module and schema object, a pause
     # of tens of milliseconds. Process-wide, so set by ``volatility serve``, not when embedded.
     tune_gc: bool = False
+    # Where /predictions/* come from: "kafka" reads the predictions topic (KAFKA_* settings);
+    # "none" serves models only. `volatility up` hands the API its in-process bus instead.
+    predictions_source: Literal["none", "kafka"] = "none"
+    # Prefix of the reader's consumer group; each process appends its host name and pid.
+    predictions_group: str = GROUP_API
+    # Predictions older than this (event time) are not pushed to live-stream clients: they are
+    # history read while catching up, not news.
+    stream_max_age_seconds: float = Field(default=60.0, gt=0)
+    stream_max_clients: int = Field(default=100, ge=1)
+    # A comment line this often keeps idle streams open through proxies.
+    stream_keepalive_seconds: float = Field(default=15.0, gt=0)
     # Set by image builds (e.g. the git revision); reported by /version.
     build_revision: str | None = Field(
         default=None, validation_alias=AliasChoices("BUILD_REVISION", "build_revision")

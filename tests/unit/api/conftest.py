@@ -7,6 +7,7 @@ variants give different scores for the same row.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,9 @@ from fastapi.testclient import TestClient
 
 from volatility.api.app import create_app
 from volatility.api.settings import ApiSettings
-from volatility.features.spec import FEATURE_NAMES, FEATURE_SPEC_VERSION
+from volatility.features.spec import FEATURE_NAMES
 from volatility.names import VARIANTS, VariantName
-from volatility.scoring.contract import ModelContract, model_path
+from volatility.scoring.contract import model_path
 from volatility.scoring.model import Model
 from volatility.settings import DEFAULT_MODEL_DIR, ModelSettings
 
@@ -30,16 +31,9 @@ ML_VERSION = "test-ml-1"
 def write_ml_model(path: Path, *, version: str = ML_VERSION) -> None:
     from volatility_training.baseline import build_baseline_onnx
 
-    contract = ModelContract(
-        variant="ml",
-        version=version,
-        feature_names=FEATURE_NAMES,
-        feature_spec_version=FEATURE_SPEC_VERSION,
-        threshold=0.4,
-        horizon_seconds=60.0,
-        label_quantile=0.9,
-        label_thresholds={},
-    )
+    # The shipped baseline's contract with another variant, version and threshold.
+    shipped = Model(model_path(DEFAULT_MODEL_DIR, "baseline")).contract
+    contract = dataclasses.replace(shipped, variant="ml", version=version, threshold=0.4)
     onnx_model = build_baseline_onnx(mu=-1.0, sigma=0.5, metadata=contract.to_metadata())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(onnx_model.SerializeToString())

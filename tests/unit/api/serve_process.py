@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 LISTENING = "Uvicorn running on"
+NOT_JSON = "__not_json__"
 
 
 class JsonLines:
@@ -32,7 +33,10 @@ class JsonLines:
     def _read(self) -> None:
         for line in self._proc.stdout or ():
             self.seen.append(line)
-            self.records.put(json.loads(line))  # a non-JSON line fails the test below
+            try:
+                self.records.put(json.loads(line))
+            except ValueError:
+                self.records.put({NOT_JSON: line})  # fails the waiting test below
         self.records.put(None)
 
     def wait_for(
@@ -42,6 +46,8 @@ class JsonLines:
             record = self.records.get(timeout=timeout)
             if record is None:
                 pytest.fail("server exited:\n" + "".join(self.seen[-20:]))
+            if NOT_JSON in record:
+                pytest.fail(f"a log line on stdout is not JSON: {record[NOT_JSON]!r}")
             if match(record):
                 return record
 
@@ -59,6 +65,8 @@ class ServeProcess:
     port: int
     proc: subprocess.Popen[str]
     lines: JsonLines
+    # Native libraries log to stderr by themselves (librdkafka's connection errors).
+    stderr: list[str]
 
 
 @contextmanager
@@ -70,12 +78,14 @@ def serve(model_dir: Path, *args: str, env: dict[str, str] | None = None) -> Ite
     command = [sys.executable, "-m", "volatility.api", "--port", str(port)]
     command += ["--model-dir", str(model_dir), *args]
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ
     )
     lines = JsonLines(proc)
+    stderr: list[str] = []
+    threading.Thread(target=lambda: stderr.extend(proc.stderr or ()), daemon=True).start()
     try:
         lines.wait_for(lambda r: LISTENING in r.get("message", ""))
-        yield ServeProcess(f"http://127.0.0.1:{port}", port, proc, lines)
+        yield ServeProcess(f"http://127.0.0.1:{port}", port, proc, lines, stderr)
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -14,9 +14,7 @@ from volatility import __version__
 from volatility.api.app import create_app
 from volatility.api.settings import ApiSettings
 from volatility.features.spec import FEATURE_NAMES, FEATURE_SPEC_VERSION
-from volatility.messages import Prediction
 from volatility.names import VariantName
-from volatility.recent import RecentPredictions
 from volatility.scoring.contract import model_path
 from volatility.settings import DEFAULT_MODEL_DIR, ModelSettings
 
@@ -105,24 +103,6 @@ def test_openapi_and_docs(client: TestClient) -> None:
     assert row["required"] == list(FEATURE_NAMES)
     assert row["additionalProperties"] is False
     assert client.get("/docs").status_code == 200
-
-
-def test_latest_predictions_without_a_stream_is_404(client: TestClient) -> None:
-    response = client.get("/predictions/latest")
-    assert response.status_code == 404
-    assert "prediction stream" in response.json()["detail"]
-
-
-def test_latest_predictions_from_the_embedded_consumer(model_dir: Path) -> None:
-    recent = RecentPredictions()
-    for product, score in (("ETH-USD", 0.2), ("BTC-USD", 0.9), ("BTC-USD", 0.95)):
-        recent.add(Prediction(product, 1.7e9, score, score > 0.5, "baseline", "0.0.1", 0.5))
-    with TestClient(create_app(api_settings(model_dir), recent=recent)) as c:
-        body = c.get("/predictions/latest").json()
-    assert [(p["product_id"], p["score"]) for p in body["predictions"]] == [
-        ("BTC-USD", 0.95),
-        ("ETH-USD", 0.2),
-    ]
 
 
 def test_shipped_models_serve_from_a_checkout() -> None:
