@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from volatility.pacing import parse_speed
+from volatility.settings import DEFAULT_MAX_SKEW_SECONDS
 
 if TYPE_CHECKING:
     from volatility.exchange.client import ExchangeClient
@@ -151,7 +152,10 @@ class EmbeddedPipeline:
         api_host: str = "127.0.0.1",
         api_port: int | None = 8000,
         on_prediction: Callable[[Prediction], object] | None = None,
+        max_skew: float | None = DEFAULT_MAX_SKEW_SECONDS,
     ) -> None:
+        """``max_skew`` bounds how far exchange timestamps may be from the wall clock (None: no
+        bound, for simulated feeds whose clock runs at another speed or in the past)."""
         from volatility.bus.memory import MemoryBus
         from volatility.recent import RecentPredictions
         from volatility.runtime import Health
@@ -170,6 +174,7 @@ class EmbeddedPipeline:
         self.tick_source = tick_source
         self.api_host, self.api_port = api_host, api_port
         self._on_prediction = on_prediction
+        self.max_skew = max_skew
         self.client: ExchangeClient | None = None
         self._threads: list[threading.Thread] = []
         self._server: Any = None
@@ -178,8 +183,9 @@ class EmbeddedPipeline:
         from volatility.exchange.client import ClientConfig, ExchangeClient
         from volatility.feed_monitor import FeedMonitor
         from volatility.loops import TickPublisher, run_consumer, run_featurizer
+        from volatility.stages import FeaturizeStage
 
-        publisher = TickPublisher(self.bus)
+        publisher = TickPublisher(self.bus, products=self.products, max_skew=self.max_skew)
 
         def on_frame(frame: Frame) -> None:
             self.state.on_frame(frame)
@@ -200,6 +206,11 @@ class EmbeddedPipeline:
             self.bus,
             self.stop_event,
             self.health["featurizer"],
+            stage=FeaturizeStage(
+                products=self.products,
+                max_lead=self.max_skew,
+                max_skew=self.max_skew or DEFAULT_MAX_SKEW_SECONDS,
+            ),
             on_vector=self.state.on_vector,
             poll_timeout=0.2,
         )
@@ -313,6 +324,8 @@ def run(args: argparse.Namespace) -> int:
         state=state,
         api_host=args.host,
         api_port=args.port,
+        # A simulated clock may run faster than the wall clock or in the past.
+        max_skew=DEFAULT_MAX_SKEW_SECONDS if source == "live" else None,
     )
     stop = install_signal_handlers()
     pipeline.start()
