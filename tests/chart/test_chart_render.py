@@ -269,6 +269,10 @@ def test_component_env_matches_the_service_contract(helm: str) -> None:
     assert ingest_env["INGEST_PRODUCTS"] == "BTC-USD,ETH-USD"
     assert ingest_env["INGEST_WS_URL"] == "wss://advanced-trade-ws.coinbase.com"
     assert "INGEST_STALE_AFTER_SECONDS" in ingest_env
+    # The featurizer dead-letters any other product; two ingest pods would duplicate ticks.
+    assert env_of(containers["featurizer"])["FEATURIZER_PRODUCTS"] == "BTC-USD,ETH-USD"
+    assert deployments["ingest"]["spec"]["strategy"] == {"type": "Recreate"}
+    assert "strategy" not in deployments["featurizer"]["spec"]
     for name in ("ingest", "featurizer", "consumer"):
         assert env_of(containers[name])["METRICS_PORT"] == "9000"
     for name in ("consumer", "api"):

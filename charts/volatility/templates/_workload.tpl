@@ -105,6 +105,10 @@ spec:
   replicas: {{ $v.replicaCount }}
   {{- end }}
   revisionHistoryLimit: 3
+  {{- with .strategy }}
+  strategy:
+    type: {{ . }}
+  {{- end }}
   selector:
     matchLabels:
       {{- include "volatility.selectorLabels" . | nindent 6 }}
@@ -326,6 +330,12 @@ spec:
   {{- end }}
 - name: INGEST_STALE_AFTER_SECONDS
   value: {{ .Values.ingest.staleAfterSeconds | quote }}
+{{- end }}
+
+{{/* Environment of the featurizer: the products it takes are those ingest subscribes to. */}}
+{{- define "volatility.featurizerEnv" -}}
+- name: FEATURIZER_PRODUCTS
+  value: {{ join "," .Values.ingest.products | quote }}
 {{- end }}
 
 {{/*
