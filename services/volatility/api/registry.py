@@ -79,34 +79,52 @@ class ModelRegistry:
     def load(self, active: VariantName) -> Served:
         """(Re)load every variant on disk; ``active`` must load, the others may be absent."""
         with self._write:
-            models: dict[VariantName, Model] = {}
-            for variant in VARIANTS:
-                try:
-                    models[variant] = self._load_one(variant)
-                except FileNotFoundError as exc:
-                    if variant == active:
-                        raise
-                    log.info(
-                        "variant not available", extra={"variant": variant, "reason": str(exc)}
-                    )
-                except (ModelContractError, OSError, RuntimeError) as exc:
-                    if variant == active:
-                        raise
-                    log.error(
-                        "variant failed to load", extra={"variant": variant, "error": str(exc)}
-                    )
-            return self._publish(Served(active, MappingProxyType(models)))
+            return self._load(active)
+
+    def reload(self, choose: Callable[[Served | None], VariantName | None]) -> Served | None:
+        """(Re)load every variant, the active one decided by ``choose(current)`` under the write
+        lock: a switch in progress completes first, and no switch interleaves between the
+        decision and the load (which would otherwise reinstate the variant it replaced)."""
+        with self._write:
+            active = choose(self._current)
+            return None if active is None else self._load(active)
+
+    def switch_to(self, choose: Callable[[], VariantName | None]) -> Served | None:
+        """Switch to the variant ``choose()`` names, decided under the write lock."""
+        with self._write:
+            variant = choose()
+            return None if variant is None else self._switch(variant)
+
+    def _load(self, active: VariantName) -> Served:
+        """Under the write lock."""
+        models: dict[VariantName, Model] = {}
+        for variant in VARIANTS:
+            try:
+                models[variant] = self._load_one(variant)
+            except FileNotFoundError as exc:
+                if variant == active:
+                    raise
+                log.info("variant not available", extra={"variant": variant, "reason": str(exc)})
+            except (ModelContractError, OSError, RuntimeError) as exc:
+                if variant == active:
+                    raise
+                log.error("variant failed to load", extra={"variant": variant, "error": str(exc)})
+        return self._publish(Served(active, MappingProxyType(models)))
 
     def switch(self, variant: VariantName) -> Served:
         """Make ``variant`` active, loading it first if this process does not hold it yet."""
         with self._write:
-            current = self._current
-            models = dict(current.models) if current is not None else {}
-            if current is not None and current.active == variant:
-                return current
-            if variant not in models:
-                models[variant] = self._load_one(variant)
-            return self._publish(Served(variant, MappingProxyType(models)))
+            return self._switch(variant)
+
+    def _switch(self, variant: VariantName) -> Served:
+        """Under the write lock."""
+        current = self._current
+        models = dict(current.models) if current is not None else {}
+        if current is not None and current.active == variant:
+            return current
+        if variant not in models:
+            models[variant] = self._load_one(variant)
+        return self._publish(Served(variant, MappingProxyType(models)))
 
     def _publish(self, served: Served) -> Served:
         with self._changed:

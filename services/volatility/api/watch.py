@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from volatility.api.registry import ModelRegistry
+from volatility.api.registry import ModelRegistry, Served
 from volatility.names import VARIANTS, VariantName
 
 log = logging.getLogger(__name__)
@@ -55,31 +55,35 @@ class VariantFile:
         return identity is not None
 
 
-def apply_variant(registry: ModelRegistry, variant: VariantName) -> None:
+def apply_variant(registry: ModelRegistry, path: Path) -> None:
+    """Switch to the variant the file names, read under the registry's write lock so that a
+    concurrent reload and this switch each act on the file as it is when they run."""
     try:
-        registry.switch(variant)
+        registry.switch_to(lambda: read_variant(path))
     except (OSError, ValueError, RuntimeError) as exc:
         # A variant that cannot load leaves the current one serving.
-        log.error("variant switch failed", extra={"variant": variant, "error": str(exc)})
+        log.error("variant switch failed", extra={"path": str(path), "error": str(exc)})
 
 
 async def watch_variant_file(registry: ModelRegistry, file: VariantFile, every: float) -> None:
     while True:
         await asyncio.sleep(every)  # a poll period, not a wait for anything in particular
         if file.changed():
-            variant = read_variant(file.path)
-            if variant is not None:
-                await asyncio.to_thread(apply_variant, registry, variant)
+            await asyncio.to_thread(apply_variant, registry, file.path)
 
 
 def reload_models(registry: ModelRegistry, variant_file: Path | None) -> None:
-    """Reload every model from disk; the active variant is the file's, else the current one."""
-    current = registry.current
-    chosen = read_variant(variant_file) if variant_file is not None else None
-    active = chosen or (current.active if current is not None else None)
-    if active is None:
-        return
+    """Reload every model from disk; the active variant is the file's, else the current one.
+
+    The choice is made under the registry's write lock (one atomic decision): a SIGHUP racing a
+    switch of the file can neither act on the file read before the switch nor undo it.
+    """
+
+    def choose(current: Served | None) -> VariantName | None:
+        chosen = read_variant(variant_file) if variant_file is not None else None
+        return chosen or (current.active if current is not None else None)
+
     try:
-        registry.load(active)
+        registry.reload(choose)
     except (OSError, ValueError, RuntimeError) as exc:
-        log.error("model reload failed", extra={"variant": active, "error": str(exc)})
+        log.error("model reload failed", extra={"error": str(exc)})

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from tests.unit.api.conftest import api_settings, feature_rows, named, write_ml_model
+from volatility.api import watch
 from volatility.api.app import api_state, create_app
 from volatility.api.registry import ModelRegistry, Served
 from volatility.api.watch import reload_models
@@ -174,3 +175,51 @@ def test_reload_picks_up_new_model_files(model_dir: Path, tmp_path: Path) -> Non
     served: Served | None = registry.current
     assert served is not None
     assert (served.active, served.model.contract.version) == ("ml", "test-ml-2")
+
+
+def test_reload_decides_after_a_switch_in_progress(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGHUP racing a file switch: the reload's choice is made once the switch is done, from
+    the file as it is then, so it cannot reinstate the variant the switch replaced."""
+    root = _copy_models(model_dir, tmp_path / "models", ("baseline",))
+    registry = ModelRegistry(root)
+    registry.load("baseline")
+    variant_file = tmp_path / "variant"
+    write_variant(variant_file, "baseline")
+    write_ml_model(model_path(root, "ml"))
+
+    loading_ml = threading.Event()
+    finish_ml = threading.Event()
+    load_one = registry._load_one
+
+    def slow_ml(variant: VariantName) -> Model:
+        if variant == "ml" and not finish_ml.is_set():
+            loading_ml.set()
+            assert finish_ml.wait(30)
+        return load_one(variant)
+
+    monkeypatch.setattr(registry, "_load_one", slow_ml)
+    reads: list[tuple[str | None, bool]] = []
+    read_variant = watch.read_variant
+
+    def observed_read(path: Path) -> VariantName | None:
+        chosen = read_variant(path)
+        reads.append((chosen, registry.current is not None and registry.current.active == "ml"))
+        return chosen
+
+    monkeypatch.setattr(watch, "read_variant", observed_read)
+    write_variant(variant_file, "ml")
+    switching = threading.Thread(target=watch.apply_variant, args=(registry, variant_file))
+    switching.start()
+    assert loading_ml.wait(30), "the switch did not start loading ml"
+    reloading = threading.Thread(target=reload_models, args=(registry, variant_file))
+    reloading.start()
+    finish_ml.set()
+    switching.join(30)
+    reloading.join(30)
+    served = registry.current
+    assert served is not None
+    assert served.active == "ml"
+    # The switch read the file first; the reload read it only once ml was active.
+    assert reads == [("ml", False), ("ml", True)]
