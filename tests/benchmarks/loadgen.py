@@ -23,10 +23,17 @@ _HEADER_END = b"\r\n\r\n"
 _LENGTH = b"\r\ncontent-length:"
 
 
-def build_request(host: str, port: int, path: str, body: bytes) -> bytes:
+def build_request(
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    fields = {"content-type": "application/json", **(headers or {})}
+    extra = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
     head = (
-        f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\n{extra}content-length: {len(body)}\r\n\r\n"
     )
     return head.encode("ascii") + body
 
