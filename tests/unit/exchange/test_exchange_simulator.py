@@ -113,3 +113,44 @@ def test_preroll_sends_recent_history_at_once_then_paces_in_real_time() -> None:
             assert max(t.event_time for t in ticks) <= time.time() + 1.0
     finally:
         handle.stop()
+
+
+def _until(ws: websocket.WebSocket, wanted: str, limit: int = 500) -> list[str]:
+    """Frames read until one holding ``wanted`` (bounded, so a silent server fails the test)."""
+    seen: list[str] = []
+    while not seen or wanted not in seen[-1]:
+        assert len(seen) < limit, f"no frame with {wanted!r} in {limit}"
+        seen.append(ws.recv())
+    return seen
+
+
+def test_unknown_products_are_left_out_and_unserved_channels_get_an_error() -> None:
+    with start_simulator(synthetic_source(4), speed=None) as sim, _socket(sim.url) as ws:
+        ws.send(subscribe_messages(["NOPE-USD"], ["ticker"])[0])
+        ack = parse_frame(_until(ws, '"subscriptions"')[-1])
+        assert dict(ack.subscriptions) == {}  # nothing to serve, and nothing searched for
+        for channel in ("level2", "market_trades", "candles", "status"):
+            ws.send(subscribe_messages(["BTC-USD"], [channel])[0])
+            error = json.loads(_until(ws, '"type":"error"')[-1])
+            assert channel in error["message"]
+        # The connection still answers: a served product flows.
+        ws.send(subscribe_messages(["BTC-USD", "NOPE-USD"], ["ticker"])[0])
+        ack = parse_frame(_until(ws, '"subscriptions"')[-1])
+        assert dict(ack.subscriptions) == {"ticker": ("BTC-USD",)}
+        assert parse_frame(_until(ws, '"ticker"')[-1]).ticks[0].product_id == "BTC-USD"
+        started = time.monotonic()
+    assert time.monotonic() - started < 5.0  # stop() did not wait on a stuck writer
+
+
+def test_frames_without_ticks_are_stamped_on_the_market_clock() -> None:
+    source = synthetic_source(4)
+    with (
+        start_simulator(source, speed=None, timestamps="keep") as sim,
+        _socket(sim.url) as ws,
+    ):
+        ws.send(subscribe_messages(["BTC-USD"], ["ticker"])[0])
+        ws.send(subscribe_messages([], ["heartbeats"])[0])
+        frames = [parse_frame(text) for text in _until(ws, '"heartbeats"')]
+    stamps = [f.timestamp for f in frames]
+    assert stamps == sorted(stamps)  # one clock for every channel
+    assert abs(stamps[0] - source.start_time) < 3600  # the recording's time, not the wall clock

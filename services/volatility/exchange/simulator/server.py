@@ -46,10 +46,10 @@ log = logging.getLogger(__name__)
 
 TimestampMode = Literal["now", "shift", "keep"]
 TIMESTAMP_MODES: tuple[TimestampMode, ...] = ("now", "shift", "keep")
-# Channels acknowledged; only ticker and heartbeats produce data here.
-ACCEPTED_CHANNELS = frozenset(
-    {"ticker", "heartbeats", "level2", "market_trades", "candles", "status", "ticker_batch"}
-)
+# The channels served. Subscribing to another one (level2, market_trades, candles, status...)
+# is answered with an error frame, and products the source never produces are left out of the
+# acknowledgement, as the exchange does with products it does not list.
+SERVED_CHANNELS = frozenset({"ticker", "heartbeats"})
 _IDLE_WAIT_S = 1.0  # longest a writer sleeps without a due frame; it is woken on any change
 
 
@@ -142,7 +142,7 @@ class _Session:
     def _on_message(self, message: str | bytes) -> None:
         try:
             request: Any = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.enqueue(error_frame("malformed message"), sequenced=False)
             return
         if not isinstance(request, dict) or request.get("type") not in {
@@ -153,11 +153,21 @@ class _Session:
             return
         channels = request.get("channels") or [request.get("channel")]
         products = request.get("product_ids") or []
-        if not all(isinstance(c, str) and c in ACCEPTED_CHANNELS for c in channels) or not all(
-            isinstance(p, str) for p in products
+        if (
+            not isinstance(channels, list)
+            or not isinstance(products, list)
+            or not all(isinstance(c, str) for c in channels)
+            or not all(isinstance(p, str) for p in products)
         ):
-            self.enqueue(error_frame("Failed to subscribe"), sequenced=False)
+            self.enqueue(error_frame("Failed to subscribe: malformed request"), sequenced=False)
             return
+        unserved = [c for c in channels if c not in SERVED_CHANNELS]
+        if unserved:
+            text = f"Failed to subscribe: channel {', '.join(unserved)} is not served here"
+            self.enqueue(error_frame(text), sequenced=False)
+            return
+        known = self.sim.clock.source.products
+        products = [p for p in products if p in known]
         self.sim.count_subscribe()
         with self.cond:
             for channel in channels:

@@ -24,11 +24,13 @@ DEFAULT_SYNTHETIC_START = 1_775_000_000.0  # 2026-03-31T23:33:20Z, any fixed ori
 
 @dataclass(frozen=True, slots=True)
 class TickSource:
-    """``open()`` gives a fresh iterator of ticks ordered by event time, starting at start_time."""
+    """``open()`` gives a fresh iterator of ticks ordered by event time, starting at start_time,
+    of the ``products`` (every one of them occurs in it)."""
 
     name: str
     start_time: float
     open: Callable[[], Iterator[Tick]]
+    products: frozenset[str]
 
 
 def synthetic_source(
@@ -38,7 +40,10 @@ def synthetic_source(
 ) -> TickSource:
     chosen = tuple(products)
     return TickSource(
-        f"synthetic(seed={seed})", start_time, lambda: synthetic_ticks(seed, chosen, start_time)
+        f"synthetic(seed={seed})",
+        start_time,
+        lambda: synthetic_ticks(seed, chosen, start_time),
+        frozenset(chosen),
     )
 
 
@@ -98,15 +103,19 @@ def replay_source(
     def filtered(stream: Iterator[Tick]) -> Iterator[Tick]:
         return stream if wanted is None else (t for t in stream if t.product_id in wanted)
 
-    # Checked on one pass without looping: a loop over nothing would never end.
-    first = next(filtered(_joined(files)), None)
-    if first is None:
+    # One pass without looping (a loop over nothing would never end) finds the products served.
+    start: float | None = None
+    found: set[str] = set()
+    for tick in filtered(_joined(files)):
+        start = tick.event_time if start is None else start
+        found.add(tick.product_id)
+    if start is None:
         raise ValueError("the recordings hold no ticks of the chosen products")
 
     def open_stream() -> Iterator[Tick]:
         return filtered(_looped(files) if loop else _joined(files))
 
-    return TickSource(f"replay({len(files)} files)", first.event_time, open_stream)
+    return TickSource(f"replay({len(files)} files)", start, open_stream, frozenset(found))
 
 
 def take_seconds(ticks: Iterable[Tick], seconds: float) -> list[Tick]:
