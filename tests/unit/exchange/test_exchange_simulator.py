@@ -120,7 +120,8 @@ def _until(ws: websocket.WebSocket, wanted: str, limit: int = 500) -> list[str]:
     seen: list[str] = []
     while not seen or wanted not in seen[-1]:
         assert len(seen) < limit, f"no frame with {wanted!r} in {limit}"
-        seen.append(ws.recv())
+        text = ws.recv()
+        seen.append(text if isinstance(text, str) else text.decode())
     return seen
 
 
