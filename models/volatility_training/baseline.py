@@ -1,9 +1,10 @@
-"""The baseline: a transparent rule on current realized volatility, as an ONNX graph.
+"""The baseline: a transparent persistence rule, as an ONNX graph.
 
-score = sigmoid((ln(rv_60s + eps) - mu) / sigma), the z-score of the log of current 60 s realized
-volatility against the training distribution, squashed to (0, 1). It flags a spike when current
-volatility is already in the top tail of what training saw: persistence, the rule any ML model has
-to beat.
+score = sigmoid((ln(vol_ratio_60_300 + eps) - mu) / sigma): the z-score of the log of the last
+minute's realized volatility relative to the product's 300 s level, against the training
+distribution, squashed to (0, 1). The target is a spike relative to the product's own regime, so
+the natural rule is persistence in the same terms: the last minute already runs hot for this
+product. It is the rule any ML model has to beat.
 """
 
 from __future__ import annotations
@@ -15,27 +16,29 @@ import numpy as np
 
 from volatility.features.spec import FEATURE_NAMES
 from volatility.scoring.contract import INPUT_NAME, PROBABILITIES
+from volatility_training.domain import domain_guard_nodes, guard_scores
 
-BASELINE_FEATURE = "rv_60s"
-EPS = 1e-3  # bps; keeps log finite on windows without a price move
+BASELINE_FEATURE = "vol_ratio_60_300"
+EPS = 1e-3  # keeps the log finite on windows without a price move
 
 
 def fit_baseline(rv: np.ndarray) -> tuple[float, float]:
-    """mu and sigma of ln(rv + eps) over the training rows."""
+    """mu and sigma of ln(x + eps) over the training rows."""
     z = np.log(rv + EPS)
     return float(z.mean()), float(max(z.std(), 1e-6))
 
 
 def baseline_scores(features: np.ndarray, mu: float, sigma: float) -> np.ndarray:
     """The rule in numpy, for parity checks against the ONNX graph."""
-    rv = features[:, FEATURE_NAMES.index(BASELINE_FEATURE)].astype(np.float64)
-    z = (np.log(rv + EPS) - mu) / sigma
+    x = features[:, FEATURE_NAMES.index(BASELINE_FEATURE)].astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        z = (np.log(x + EPS) - mu) / sigma
     return np.asarray(1.0 / (1.0 + np.exp(-z)))
 
 
 @dataclass(frozen=True)
 class BaselineRule:
-    """The fitted rule: location and scale of ln(rv_60s + eps) over the training rows."""
+    """The fitted rule: location and scale of ln(vol_ratio_60_300 + eps) over training rows."""
 
     mu: float
     sigma: float
@@ -46,7 +49,7 @@ class BaselineRule:
         return cls(mu, sigma)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return baseline_scores(features, self.mu, self.sigma)
+        return guard_scores(features, baseline_scores(features, self.mu, self.sigma))
 
     def to_onnx(self, metadata: dict[str, str]) -> Any:
         return build_baseline_onnx(self.mu, self.sigma, metadata)
@@ -79,7 +82,8 @@ def build_baseline_onnx(mu: float, sigma: float, metadata: dict[str, str]) -> An
         helper.make_node("Div", ["centred", "sigma"], ["z"]),
         helper.make_node("Sigmoid", ["z"], ["p_spike"]),
         helper.make_node("Sub", ["one", "p_spike"], ["p_calm"]),
-        helper.make_node("Concat", ["p_calm", "p_spike"], [PROBABILITIES], axis=1),
+        helper.make_node("Concat", ["p_calm", "p_spike"], ["unguarded"], axis=1),
+        *domain_guard_nodes("unguarded", PROBABILITIES),
     ]
     graph = helper.make_graph(
         nodes,

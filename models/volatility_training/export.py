@@ -9,10 +9,18 @@ import numpy as np
 
 from volatility.features.spec import FEATURE_NAMES
 from volatility.scoring.contract import INPUT_NAME, PROBABILITIES
-from volatility_training.candidates import LOG_COLUMNS, LOG_EPS, FittedModel
+from volatility_training.candidates import (
+    LOG_COLUMNS,
+    LOG_EPS,
+    RATIO_PAIRS,
+    FittedModel,
+    Inputs,
+)
+from volatility_training.domain import domain_guard_nodes
 
 PARITY_TOLERANCE = 1e-5
-_LOGGED = "log_features"
+_TRANSFORMED = "model_input"
+_UNGUARDED = "unguarded_probabilities"
 _OPSETS = {"": 17, "ai.onnx.ml": 3}
 
 
@@ -20,54 +28,84 @@ class ParityError(AssertionError):
     """The ONNX graph and the in-memory model disagree beyond the tolerance."""
 
 
-def _log_nodes() -> list[Any]:
-    """features -> log_features: ln(|x| + eps) on LOG_COLUMNS, the rest passed through."""
+def _const(name: str, values: list[int] | list[float] | list[bool], dtype: int) -> Any:
+    from onnx import helper
+
+    tensor = helper.make_tensor(name + "_v", dtype, [len(values)], values)
+    return helper.make_node("Constant", [], [name], value=tensor)
+
+
+def _input_nodes(inputs: Inputs) -> tuple[list[Any], int]:
+    """Nodes computing the candidate's transform of ``features`` into ``_TRANSFORMED``, and its
+    width; the same arithmetic as `candidates.transform`, in float32."""
     from onnx import TensorProto, helper
 
-    mask = [i in LOG_COLUMNS for i in range(len(FEATURE_NAMES))]
-    return [
-        helper.make_node(
-            "Constant",
-            [],
-            ["log_mask"],
-            value=helper.make_tensor("log_mask_v", TensorProto.BOOL, [len(mask)], mask),
-        ),
-        helper.make_node(
-            "Constant",
-            [],
-            ["log_eps"],
-            value=helper.make_tensor("log_eps_v", TensorProto.FLOAT, [1], [LOG_EPS]),
-        ),
-        helper.make_node("Abs", [INPUT_NAME], ["abs_features"]),
-        helper.make_node("Add", ["abs_features", "log_eps"], ["shifted_features"]),
-        helper.make_node("Log", ["shifted_features"], ["logged_features"]),
-        helper.make_node("Where", ["log_mask", "logged_features", INPUT_NAME], [_LOGGED]),
+    width = len(FEATURE_NAMES)
+    num = [a for a, _ in RATIO_PAIRS]
+    den = [b for _, b in RATIO_PAIRS]
+    ratio_consts = [
+        _const("ratio_num", num, TensorProto.INT64),
+        _const("ratio_den", den, TensorProto.INT64),
     ]
+    nodes = [_const("log_eps", [LOG_EPS], TensorProto.FLOAT)]
+    if inputs == "raw_ratios":
+        nodes += [
+            *ratio_consts,
+            helper.make_node("Gather", [INPUT_NAME, "ratio_num"], ["num_values"], axis=1),
+            helper.make_node("Gather", [INPUT_NAME, "ratio_den"], ["den_values"], axis=1),
+            helper.make_node("Add", ["den_values", "log_eps"], ["den_shifted"]),
+            helper.make_node("Div", ["num_values", "den_shifted"], ["ratios"]),
+            helper.make_node("Concat", [INPUT_NAME, "ratios"], [_TRANSFORMED], axis=1),
+        ]
+        return nodes, width + len(RATIO_PAIRS)
+    mask = [i in LOG_COLUMNS for i in range(width)]
+    logged = _TRANSFORMED if inputs == "log" else "logged_features"
+    nodes += [
+        _const("log_mask", mask, TensorProto.BOOL),
+        # ln(x + eps) with no absolute value: a negative input has no log, as in numpy.
+        helper.make_node("Add", [INPUT_NAME, "log_eps"], ["shifted_features"]),
+        helper.make_node("Log", ["shifted_features"], ["log_all"]),
+        helper.make_node("Where", ["log_mask", "log_all", INPUT_NAME], [logged]),
+    ]
+    if inputs == "log":
+        return nodes, width
+    nodes += [
+        *ratio_consts,
+        helper.make_node("Gather", [logged, "ratio_num"], ["log_num"], axis=1),
+        helper.make_node("Gather", [logged, "ratio_den"], ["log_den"], axis=1),
+        helper.make_node("Sub", ["log_num", "log_den"], ["log_ratios"]),
+        helper.make_node("Concat", [logged, "log_ratios"], [_TRANSFORMED], axis=1),
+    ]
+    return nodes, width + len(RATIO_PAIRS)
 
 
 def fitted_to_onnx(model: FittedModel, metadata: Mapping[str, str]) -> Any:
-    """The estimator converted by skl2onnx, log transform prepended, only ``probabilities`` out."""
-    from onnx import TensorProto, helper
+    """The candidate's transform, the estimator converted by skl2onnx, the domain guard; only
+    ``probabilities`` out."""
+    from onnx import TensorProto, checker, helper
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
+    prefix, width = _input_nodes(model.candidate.inputs)
     converted = convert_sklearn(
         model.estimator,
         name="volatility_ml",
-        initial_types=[(INPUT_NAME, FloatTensorType([None, len(FEATURE_NAMES)]))],
+        initial_types=[(_TRANSFORMED, FloatTensorType([None, width]))],
         options={"zipmap": False},
         target_opset=dict(_OPSETS),
     )
     graph = converted.graph
-    nodes = list(graph.node)
-    if model.candidate.log_inputs:
-        for node in nodes:
-            for k, name in enumerate(node.input):
-                if name == INPUT_NAME:
-                    node.input[k] = _LOGGED
-        nodes = _log_nodes() + nodes
     if PROBABILITIES not in [o.name for o in graph.output]:
         raise ValueError(f"skl2onnx produced no {PROBABILITIES!r} output")
+    nodes = list(graph.node)
+    for node in nodes:
+        for k, name in enumerate(node.output):
+            if name == PROBABILITIES:
+                node.output[k] = _UNGUARDED
+        for k, name in enumerate(node.input):
+            if name == PROBABILITIES:
+                node.input[k] = _UNGUARDED
+    nodes = prefix + nodes + domain_guard_nodes(_UNGUARDED, PROBABILITIES)
     new_graph = helper.make_graph(
         nodes,
         "volatility_ml",
@@ -86,8 +124,6 @@ def fitted_to_onnx(model: FittedModel, metadata: Mapping[str, str]) -> Any:
     )
     onnx_model.ir_version = converted.ir_version
     helper.set_model_props(onnx_model, dict(metadata))
-    from onnx import checker
-
     checker.check_model(onnx_model)
     return onnx_model
 

@@ -1,42 +1,55 @@
-"""Spike labels: is the realized volatility of the next ``horizon`` seconds in the top tail?
+"""Spike labels: is the next ``horizon`` seconds unusually volatile for the product's own regime?
 
 Window convention (see `volatility.features.engine`): the vector at whole second ``s`` describes
 the ticks with event time in ``[s - W, s)``, and a tick's return is the log of its mid over the
 previous tick's mid. Hence the engine's ``rv_{h}s`` at ``t + h`` is the realized volatility of the
 mid log returns of the ticks with event time in ``[t, t + h)``, in bps per 60 s: exactly the ticks
-that the vector at ``t`` has not seen (its windows end just before ``t``). That is the forward
-quantity a row at ``t`` is labelled with, read from the row at ``t + h`` of the same uninterrupted
-history; a row without one (end of a session, a silence that restarted the product) has no label.
+that the vector at ``t`` has not seen. That is the *forward volatility* of the row at ``t``, read
+from the row at ``t + h`` of the same uninterrupted history.
 
-A row of product ``p`` is a spike when its forward volatility is strictly above the
-``quantile``-th quantile of the forward volatility of ``p``'s labelled training rows. The
-thresholds are fitted once, on training rows only, and stored with the model.
+The *regime level* of the row at ``t`` is the ``quantile`` of the same quantity over the product's
+own recent past: the ``rv_{h}s`` of the rows at ``t - R + 1, ..., t`` of the same history
+(``R = regime_seconds``), windows that all end by ``t``. It is estimated only from the past, so it
+is known when the prediction is made, and it follows the product's regime: a calm session and a
+busy one each have spikes of their own, instead of one session being all spikes.
+
+A row is a spike when its forward volatility is strictly above its regime level. A row without a
+complete horizon after it, or without ``R`` seconds of history before it, has no label (NaN).
+Nothing is fitted: the same rule labels training, evaluation and live data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from volatility.features.spec import WINDOWS
 from volatility_training.dataset import Dataset
 
 DEFAULT_HORIZON = 60
 DEFAULT_QUANTILE = 0.9
+DEFAULT_REGIME_SECONDS = 600
+MIN_REGIME_SECONDS = 600
 
 
 @dataclass(frozen=True)
 class LabelSpec:
     horizon: int = DEFAULT_HORIZON
     quantile: float = DEFAULT_QUANTILE
+    regime_seconds: int = DEFAULT_REGIME_SECONDS
 
     def __post_init__(self) -> None:
         if self.horizon not in WINDOWS:
             raise ValueError(f"horizon must be one of the engine windows {WINDOWS}: {self.horizon}")
         if not 0.0 < self.quantile < 1.0:
             raise ValueError(f"quantile must be in (0, 1), got {self.quantile}")
+        if self.regime_seconds < max(MIN_REGIME_SECONDS, 2 * self.horizon):
+            raise ValueError(
+                f"regime_seconds must be at least {max(MIN_REGIME_SECONDS, 2 * self.horizon)} "
+                f"(10 minutes and two horizons), got {self.regime_seconds}"
+            )
 
     @property
     def feature(self) -> str:
@@ -64,23 +77,31 @@ def forward_volatility(ds: Dataset, horizon: int = DEFAULT_HORIZON) -> np.ndarra
     return out
 
 
-def fit_label_thresholds(
-    products: np.ndarray, forward: np.ndarray, quantile: float = DEFAULT_QUANTILE
-) -> dict[str, float]:
-    """Per product, the ``quantile`` of the forward volatility of the (training) rows given."""
-    out: dict[str, float] = {}
-    for product in sorted(set(products.tolist())):
-        values = forward[(products == product) & ~np.isnan(forward)]
-        if len(values):
-            out[product] = float(np.quantile(values, quantile))
+def regime_level(ds: Dataset, spec: LabelSpec) -> np.ndarray:
+    """Per row, the ``quantile`` of ``rv_{horizon}s`` over the last ``regime_seconds`` rows of
+    its history (the row itself included); NaN until the history is that long.
+
+    Inside a history the engine emits every whole second, so R consecutive rows are the seconds
+    ``(t - R, t]``.
+    """
+    rv = ds.column(spec.feature)
+    out = np.full(len(ds), np.nan)
+    for history in np.unique(ds.histories):
+        rows = np.flatnonzero(ds.histories == history)
+        if len(rows) < spec.regime_seconds:
+            continue
+        windows = sliding_window_view(rv[rows], spec.regime_seconds)
+        out[rows[spec.regime_seconds - 1 :]] = np.quantile(windows, spec.quantile, axis=1)
     return out
 
 
-def apply_labels(
-    products: np.ndarray, forward: np.ndarray, thresholds: Mapping[str, float]
-) -> np.ndarray:
-    """1.0 (spike), 0.0 (calm) or NaN (no forward window, or a product without a threshold)."""
-    limit = np.array([thresholds.get(p, np.nan) for p in products.tolist()], dtype=np.float64)
-    labels = np.where(forward > limit, 1.0, 0.0)
-    labels[np.isnan(forward) | np.isnan(limit)] = np.nan
+def spike_labels(forward: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """1.0 (spike), 0.0 (calm) or NaN (no forward window, or not enough past)."""
+    labels = np.where(forward > level, 1.0, 0.0)
+    labels[np.isnan(forward) | np.isnan(level)] = np.nan
     return labels
+
+
+def label_dataset(ds: Dataset, spec: LabelSpec) -> np.ndarray:
+    """The spike label of every row of ``ds`` (see the module docstring)."""
+    return spike_labels(forward_volatility(ds, spec.horizon), regime_level(ds, spec))

@@ -29,7 +29,7 @@ META_VERSION = "model_version"
 META_THRESHOLD = "threshold"
 META_HORIZON = "horizon_seconds"
 META_LABEL_QUANTILE = "label_quantile"
-META_LABEL_THRESHOLDS = "label_thresholds"
+META_LABEL_REGIME = "label_regime_seconds"
 META_EXTRA = "extra"
 
 
@@ -45,9 +45,11 @@ class ModelContract:
     feature_spec_version: str
     threshold: float
     horizon_seconds: float
+    # A row at t is a spike when the realized volatility of [t, t + horizon) exceeds the
+    # label_quantile of the product's horizon-long volatility over the label_regime_seconds
+    # up to t (its own recent regime, known at t).
     label_quantile: float
-    # Per product: the forward realized volatility above which a row is labelled a spike.
-    label_thresholds: Mapping[str, float]
+    label_regime_seconds: float
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_metadata(self) -> dict[str, str]:
@@ -59,7 +61,7 @@ class ModelContract:
             META_THRESHOLD: repr(self.threshold),
             META_HORIZON: repr(self.horizon_seconds),
             META_LABEL_QUANTILE: repr(self.label_quantile),
-            META_LABEL_THRESHOLDS: json.dumps(dict(self.label_thresholds), sort_keys=True),
+            META_LABEL_REGIME: repr(self.label_regime_seconds),
             META_EXTRA: json.dumps(dict(self.extra), sort_keys=True),
         }
 
@@ -83,7 +85,6 @@ class ModelContract:
             raise ModelContractError(f"{source}: unknown variant {variant!r} (expected {VARIANTS})")
         try:
             names = json.loads(meta[META_FEATURE_NAMES])
-            thresholds = json.loads(meta.get(META_LABEL_THRESHOLDS, "{}"))
             extra = json.loads(meta.get(META_EXTRA, "{}"))
             return cls(
                 variant=variant,
@@ -93,7 +94,7 @@ class ModelContract:
                 threshold=float(meta[META_THRESHOLD]),
                 horizon_seconds=float(meta.get(META_HORIZON, "nan")),
                 label_quantile=float(meta.get(META_LABEL_QUANTILE, "nan")),
-                label_thresholds={str(k): float(v) for k, v in thresholds.items()},
+                label_regime_seconds=float(meta.get(META_LABEL_REGIME, "nan")),
                 extra=extra,
             )
         except (ValueError, TypeError, AttributeError) as exc:

@@ -27,7 +27,7 @@ def _manifest(data_dir: Path) -> dict[str, dict[str, int]]:
 
 def test_all_recordings_parse_cleanly_and_match_the_manifest(data_dir: Path) -> None:
     manifest = _manifest(data_dir)
-    assert len(manifest) == 9
+    assert len(manifest) == 13  # the 13 recorded sessions in ../shared/data/coinbase
     for name, expected in manifest.items():
         malformed: Counter[str] = Counter()
         counts = Counter(t.product_id for t in iter_ticks(data_dir / "coinbase" / name, malformed))

@@ -9,9 +9,10 @@ from tests.unit.training.synthetic import T0, calm_then_burst, forward_rv_bps, t
 from volatility_training.dataset import dataset_from_sessions
 from volatility_training.labels import (
     LabelSpec,
-    apply_labels,
-    fit_label_thresholds,
     forward_volatility,
+    label_dataset,
+    regime_level,
+    spike_labels,
 )
 
 
@@ -61,32 +62,54 @@ def test_silence_restarts_history_and_unlabels_rows_before_it() -> None:
     assert np.isnan(forward_volatility(two, 60)[two.times > T0 + 200 - 60]).all()
 
 
+def test_regime_level_is_the_quantile_of_the_past_only() -> None:
+    rng = np.random.default_rng(9)
+    returns = rng.normal(0.0, 1.0, 4000) * np.r_[np.ones(2400), 4 * np.ones(1600)]
+    ds = dataset_from_sessions([ticks_from_returns(returns, step=0.25)])  # 1000 s
+    spec = LabelSpec(regime_seconds=600)
+    level = regime_level(ds, spec)
+    rv = ds.column("rv_60s")
+    # Rows start after the 60 s warm-up; the level needs 600 rows of its own history.
+    assert np.isnan(level[:599]).all() and not np.isnan(level[599:]).any()
+    for i in range(599, len(ds), 37):
+        past = rv[(ds.times > ds.times[i] - 600) & (ds.times <= ds.times[i])]
+        assert len(past) == 600
+        assert level[i] == pytest.approx(np.quantile(past, 0.9))
+    # Changing what comes after a row never changes its level.
+    cut = 700
+    shorter = dataset_from_sessions([ticks_from_returns(returns[: (cut + 60) * 4], step=0.25)])
+    assert np.array_equal(regime_level(shorter, spec)[:cut], level[:cut], equal_nan=True)
+
+
 def test_rows_just_before_a_burst_are_spikes_while_current_volatility_is_calm() -> None:
-    ticks, burst = calm_then_burst(seed=1)
+    ticks, burst = calm_then_burst(seed=1, calm_s=780)
     ds = dataset_from_sessions([ticks])
-    forward = forward_volatility(ds, 60)
-    # Thresholds come from training rows only: here, rows whose whole horizon is calm.
-    training = ds.times <= burst - 60
-    limits = fit_label_thresholds(ds.products[training], forward[training], 0.9)
-    assert limits["BTC-USD"] < 1.5
-    labels = apply_labels(ds.products, forward, limits)
+    spec = LabelSpec()
+    labels = label_dataset(ds, spec)
     ahead = (ds.times > burst - 55) & (ds.times <= burst)
     assert labels[ahead].min() == 1.0
     assert ds.column("rv_60s")[ahead].max() < 1.5  # calm now, spike ahead
-    assert 0.05 < labels[training].mean() <= 0.1
+    # Calm rows whose horizon stays calm: a spike only as often as the regime quantile allows.
+    calm = (ds.times <= burst - 60) & ~np.isnan(labels)
+    assert calm.sum() > 50 and labels[calm].mean() <= 0.2
     assert np.isnan(labels[ds.times > ds.times.max() - 60]).all()
+    assert np.isnan(labels[ds.times < ds.times[0] + 599]).all()  # no regime yet
 
 
-def test_thresholds_apply_unchanged_and_unknown_products_stay_unlabelled() -> None:
-    products = np.array(["BTC-USD", "BTC-USD", "ETH-USD", "SOL-USD", "BTC-USD"])
-    forward = np.array([1.0, 3.0, 3.0, 9.0, np.nan])
-    labels = apply_labels(products, forward, {"BTC-USD": 2.0, "ETH-USD": 3.0})
-    assert labels[:3].tolist() == [0.0, 1.0, 0.0]  # strictly above the threshold
+def test_spike_labels_are_strictly_above_the_level_and_need_both_sides() -> None:
+    forward = np.array([1.0, 3.0, 2.0, np.nan, 5.0])
+    level = np.array([2.0, 2.0, 2.0, 1.0, np.nan])
+    labels = spike_labels(forward, level)
+    assert labels[:3].tolist() == [0.0, 1.0, 0.0]
     assert np.isnan(labels[3:]).all()
 
 
-def test_label_spec_rejects_horizons_the_engine_has_no_window_for() -> None:
+def test_label_spec_rejects_what_the_engine_or_the_data_cannot_support() -> None:
     with pytest.raises(ValueError, match="horizon"):
         LabelSpec(horizon=45)
     with pytest.raises(ValueError, match="quantile"):
         LabelSpec(quantile=1.0)
+    with pytest.raises(ValueError, match="regime_seconds"):
+        LabelSpec(regime_seconds=300)
+    with pytest.raises(ValueError, match="regime_seconds"):
+        LabelSpec(horizon=300, regime_seconds=590)

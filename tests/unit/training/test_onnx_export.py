@@ -15,8 +15,13 @@ from volatility.scoring.model import Model
 from volatility_training.baseline import BaselineRule
 from volatility_training.candidates import CANDIDATES, fit
 from volatility_training.dataset import Dataset, build_dataset, dataset_from_sessions
-from volatility_training.export import ParityError, assert_parity, fitted_to_onnx
-from volatility_training.labels import apply_labels, fit_label_thresholds, forward_volatility
+from volatility_training.export import (
+    ParityError,
+    assert_parity,
+    fitted_to_onnx,
+    onnx_probabilities,
+)
+from volatility_training.labels import LabelSpec, label_dataset
 
 
 def _contract(variant: str = "ml", names: tuple[str, ...] = FEATURE_NAMES) -> ModelContract:
@@ -28,7 +33,7 @@ def _contract(variant: str = "ml", names: tuple[str, ...] = FEATURE_NAMES) -> Mo
         threshold=0.4,
         horizon_seconds=60.0,
         label_quantile=0.9,
-        label_thresholds={"BTC-USD": 5.0},
+        label_regime_seconds=600.0,
         extra={"training_files": []},
     )
 
@@ -36,8 +41,8 @@ def _contract(variant: str = "ml", names: tuple[str, ...] = FEATURE_NAMES) -> Mo
 @pytest.fixture(scope="module")
 def split(recordings: list[Path]) -> tuple[Dataset, np.ndarray, np.ndarray]:
     """A recording and a synthetic burst, labelled."""
-    real = build_dataset([recordings[5]])
-    ticks, _ = calm_then_burst(seed=2)
+    real = build_dataset([p for p in recordings if p.name.startswith("20251206T011247Z")])
+    ticks, _ = calm_then_burst(seed=2, calm_s=780)
     synthetic = dataset_from_sessions([ticks])
     ds = Dataset(
         features=np.vstack([real.features, synthetic.features]),
@@ -47,8 +52,7 @@ def split(recordings: list[Path]) -> tuple[Dataset, np.ndarray, np.ndarray]:
         histories=np.r_[real.histories, synthetic.histories + 1],
         files=real.files,
     )
-    forward = forward_volatility(ds, 60)
-    labels = apply_labels(ds.products, forward, fit_label_thresholds(ds.products, forward, 0.9))
+    labels = label_dataset(ds, LabelSpec())
     rows = np.flatnonzero(~np.isnan(labels))
     return ds, rows, labels
 
@@ -87,7 +91,7 @@ def test_baseline_export_with_parity_and_metadata(
     (tmp_path / "baseline" / "model.onnx").write_bytes(data)
     contract = Model.load(tmp_path, "baseline").contract
     assert contract.variant == "baseline"
-    assert contract.label_thresholds == {"BTC-USD": 5.0}
+    assert contract.label_quantile == 0.9 and contract.label_regime_seconds == 600.0
     assert contract.horizon_seconds == 60.0 and contract.threshold == 0.4
 
 
@@ -103,3 +107,29 @@ def test_a_model_with_other_features_is_refused_naming_them(
     with pytest.raises(ModelContractError) as caught:
         Model.load(tmp_path, "ml")
     assert "rv_5s" in str(caught.value) and "rv_10s" in str(caught.value)
+
+
+def test_both_variants_refuse_the_same_inputs(
+    split: tuple[Dataset, np.ndarray, np.ndarray],
+) -> None:
+    """A negative value in a never-negative feature scores NaN in every graph (the services
+    answer 4xx for it); the signed mean returns may be negative."""
+    ds, rows, labels = split
+    graphs = {"baseline": BaselineRule.fit(ds.features[rows]).to_onnx({})}
+    for cand in CANDIDATES:
+        graphs[cand.name] = fitted_to_onnx(fit(cand, ds.features[rows], labels[rows], 0), {})
+    base = ds.features[rows[:1]].astype(np.float32)
+    probes = []
+    for name in FEATURE_NAMES:
+        for value in (-1.0, -1e-4):
+            row = base.copy()
+            row[0, FEATURE_NAMES.index(name)] = value
+            probes.append((name, row))
+    for graph_name, graph in graphs.items():
+        data = graph.SerializeToString()
+        for name, row in probes:
+            score = onnx_probabilities(data, row)[0]
+            if name.startswith("ret_mean_"):
+                assert np.isfinite(score), (graph_name, name)
+            else:
+                assert np.isnan(score), (graph_name, name)
