@@ -234,6 +234,13 @@ class FeaturizeStage:
         return len(self._lanes) + sum(len(log.marks) + 1 for log in self._logs.values())
 
 
+#: Rows are scored in batches padded to a multiple of this: onnxruntime's kernels take other
+#: paths for other row counts (a single row above all), which changes a score's last bits, so a
+#: vector redelivered in another batch would get another score. Padded, a row's score is the same
+#: in any batch (checked on both shipped models by tests/unit/test_score_stage.py).
+SCORE_ROW_MULTIPLE = 16
+
+
 class ScoreStage:
     """Feature vectors to predictions, scored in batches through one onnxruntime session."""
 
@@ -241,16 +248,22 @@ class ScoreStage:
         self.model = model
 
     def score_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """Scores (float64) of a float32 matrix in FEATURE_NAMES column order: one model call."""
-        if not len(matrix):
+        """Scores (float64) of a float32 matrix in FEATURE_NAMES column order: one model call;
+        a row's score does not depend on the other rows of the batch."""
+        rows = len(matrix)
+        if not rows:
             return np.empty(0, dtype=np.float64)
-        return np.asarray(self.model.score(matrix), dtype=np.float64)
+        padded = -(-rows // SCORE_ROW_MULTIPLE) * SCORE_ROW_MULTIPLE
+        if padded != rows:
+            matrix = np.concatenate(
+                [matrix, np.zeros((padded - rows, matrix.shape[1]), dtype=matrix.dtype)]
+            )
+        return np.asarray(self.model.score(matrix), dtype=np.float64)[:rows]
 
     def score(self, vectors: Sequence[FeatureVector]) -> list[Prediction]:
         if not vectors:
             return []
-        x = np.array([v.values for v in vectors], dtype=np.float32)
-        scores = self.model.score(x)
+        scores = self.score_matrix(np.array([v.values for v in vectors], dtype=np.float32))
         c = self.model.contract
         return [
             Prediction(
