@@ -27,6 +27,7 @@ _row_values = itemgetter(*FEATURE_NAMES)
 _KNOWN: Final = frozenset(FEATURE_NAMES)
 _ROW_SIZE: Final = frozenset({N_FEATURES})
 _flatten = itertools.chain.from_iterable
+_SMALL: Final = 4 * N_FEATURES
 
 
 class InputError(Exception):
@@ -130,6 +131,17 @@ def _to_float32(values: list[Any], count: int) -> np.ndarray | None:
     """The values as float32 [count, F], or None if any is not a finite number in range."""
     if not set(map(type, values)) <= _NUMBER_TYPES:  # bool and str would convert silently
         return None
+    if len(values) <= _SMALL:
+        # A few values (a single row): checked in Python, then converted without overflow, which
+        # costs less than NumPy's error-state switching and a reduction.
+        try:
+            if not values:
+                return np.empty((count, N_FEATURES), dtype=np.float32)
+            if not math.isfinite(sum(values)) or max(map(abs, values)) > FLOAT32_MAX:
+                return None
+        except OverflowError:  # an integer beyond float64
+            return None
+        return np.array(values, dtype=np.float32).reshape(count, N_FEATURES)
     try:
         with np.errstate(over="ignore"):
             array = np.array(values, dtype=np.float32)

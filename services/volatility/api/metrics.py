@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from volatility.names import LABEL_VARIANT, VARIANTS
@@ -91,38 +92,140 @@ class ScoreHistogram(Collector):
         yield HistogramMetricFamily(self._name, self._doc, labels=[LABEL_VARIANT])
 
 
+class _Tally:
+    """Bucket counts (non-cumulative, +Inf last) and the sum of one histogram series."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self, buckets: int) -> None:
+        self.counts = [0] * (buckets + 1)
+        self.total = 0.0
+
+
+def _histogram(
+    name: str,
+    documentation: str,
+    labels: list[str],
+    edges: tuple[float, ...],
+    series: Sequence[tuple[Sequence[str], list[int], float]],
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=labels)
+    names = [repr(float(b)) for b in edges] + ["+Inf"]  # as prometheus_client writes le
+    for values, counts, total in series:
+        cumulative = list(itertools.accumulate(counts))
+        family.add_metric(
+            list(values), list(zip(names, map(float, cumulative), strict=True)), total
+        )
+    return family
+
+
+class RequestTally(Collector):
+    """HTTP requests counted and timed per (route, method, status): ``*_http_requests_total``
+    and ``*_http_request_duration_seconds``, from one bisect and two additions per request.
+
+    Observed by the request middleware on the event loop's thread only, so plain integers do:
+    a prometheus_client Counter and Histogram cost several lock round trips per request, a
+    sizeable share of serving one row. A scrape from another thread may see a request counted
+    in the bucket and not yet in the sum; nothing is lost.
+    """
+
+    def __init__(self, edges: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self._edges = list(edges)
+        self._edge_tuple = edges
+        self._series: dict[tuple[str, str, int], _Tally] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        tally = self._series.get(key)
+        if tally is None:
+            tally = self._series[key] = _Tally(len(self._edges))
+        tally.counts[bisect.bisect_left(self._edges, seconds)] += 1
+        tally.total += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        labels = [LABEL_ROUTE, LABEL_METHOD, LABEL_STATUS]
+        snapshot = [
+            ((route, method, str(status)), list(t.counts), t.total)
+            for (route, method, status), t in list(self._series.items())
+        ]
+        requests = CounterMetricFamily(f"{NS}_http_requests", _REQUESTS_DOC, labels=labels)
+        for values, counts, _ in snapshot:
+            requests.add_metric(list(values), float(sum(counts)))
+        yield requests
+        yield _histogram(
+            f"{NS}_http_request_duration_seconds", _LATENCY_DOC, labels, self._edge_tuple, snapshot
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        labels = [LABEL_ROUTE, LABEL_METHOD, LABEL_STATUS]
+        yield CounterMetricFamily(f"{NS}_http_requests", _REQUESTS_DOC, labels=labels)
+        yield HistogramMetricFamily(
+            f"{NS}_http_request_duration_seconds", _LATENCY_DOC, labels=labels
+        )
+
+
+_REQUESTS_DOC = "HTTP requests answered, by route template, method and status"
+_LATENCY_DOC = "Time from receiving a request to sending its last byte, in the server"
+_INFERENCE_DOC = "Time in onnxruntime for one request's rows"
+_ROWS_DOC = "Feature rows scored"
+_BATCH_DOC = "Rows per scoring request"
+
+
+class ScoringTally(Collector):
+    """Per variant: onnxruntime time, rows scored and rows per request, under one lock (the
+    loop and the scoring thread both observe) instead of one per metric."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inference: dict[str, _Tally] = {}
+        self._batch: dict[str, _Tally] = {}
+        self._latency_edges = list(LATENCY_BUCKETS)
+        self._batch_edges = [float(b) for b in BATCH_BUCKETS]
+
+    def observe(self, variant: str, rows: int, seconds: float) -> None:
+        with self._lock:
+            inference = self._inference.get(variant)
+            if inference is None:
+                inference = self._inference[variant] = _Tally(len(self._latency_edges))
+                self._batch[variant] = _Tally(len(self._batch_edges))
+            batch = self._batch[variant]
+            inference.counts[bisect.bisect_left(self._latency_edges, seconds)] += 1
+            inference.total += seconds
+            batch.counts[bisect.bisect_left(self._batch_edges, rows)] += 1
+            batch.total += rows
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            inference = [((v,), list(t.counts), t.total) for v, t in self._inference.items()]
+            batch = [((v,), list(t.counts), t.total) for v, t in self._batch.items()]
+        rows = CounterMetricFamily(f"{NS}_api_rows_scored", _ROWS_DOC, labels=[LABEL_VARIANT])
+        for values, _, total in batch:
+            rows.add_metric(list(values), total)
+        yield rows
+        yield _histogram(
+            f"{NS}_api_inference_seconds",
+            _INFERENCE_DOC,
+            [LABEL_VARIANT],
+            LATENCY_BUCKETS,
+            inference,
+        )
+        batch_edges = tuple(float(b) for b in BATCH_BUCKETS)
+        yield _histogram(f"{NS}_api_batch_rows", _BATCH_DOC, [LABEL_VARIANT], batch_edges, batch)
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(f"{NS}_api_rows_scored", _ROWS_DOC, labels=[LABEL_VARIANT])
+        yield HistogramMetricFamily(
+            f"{NS}_api_inference_seconds", _INFERENCE_DOC, labels=[LABEL_VARIANT]
+        )
+        yield HistogramMetricFamily(f"{NS}_api_batch_rows", _BATCH_DOC, labels=[LABEL_VARIANT])
+
+
 class ApiMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self.requests = Counter(
-            f"{NS}_http_requests",
-            "HTTP requests answered, by route template, method and status",
-            [LABEL_ROUTE, LABEL_METHOD, LABEL_STATUS],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            f"{NS}_http_request_duration_seconds",
-            "Time from receiving a request to sending its last byte, in the server",
-            [LABEL_ROUTE, LABEL_METHOD, LABEL_STATUS],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.inference = Histogram(
-            f"{NS}_api_inference_seconds",
-            "Time in onnxruntime for one request's rows",
-            [LABEL_VARIANT],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.rows = Counter(
-            f"{NS}_api_rows_scored", "Feature rows scored", [LABEL_VARIANT], registry=registry
-        )
-        self.batch_rows = Histogram(
-            f"{NS}_api_batch_rows",
-            "Rows per scoring request",
-            [LABEL_VARIANT],
-            buckets=BATCH_BUCKETS,
-            registry=registry,
-        )
+        self.requests = RequestTally()
+        registry.register(self.requests)
+        self.scoring = ScoringTally()
+        registry.register(self.scoring)
         self.scores = ScoreHistogram(
             f"{NS}_api_score", "Distribution of spike scores served", SCORE_BUCKETS
         )
@@ -166,32 +269,13 @@ class ApiMetrics:
             "Clients following /predictions/stream",
             registry=registry,
         )
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self._variant_children: dict[str, tuple[Histogram, Counter, Histogram]] = {}
         self._last_active: str | None = None
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        children = self._request_children.get(key)
-        if children is None:
-            labels = (route, method, str(status))
-            children = (self.requests.labels(*labels), self.latency.labels(*labels))
-            self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.requests.observe(route, method, status, seconds)
 
     def observe_scoring(self, variant: str, scores: np.ndarray, seconds: float) -> None:
-        children = self._variant_children.get(variant)
-        if children is None:
-            children = (
-                self.inference.labels(variant),
-                self.rows.labels(variant),
-                self.batch_rows.labels(variant),
-            )
-            self._variant_children[variant] = children
-        children[0].observe(seconds)
-        children[1].inc(len(scores))
-        children[2].observe(len(scores))
+        self.scoring.observe(variant, len(scores), seconds)
         self.scores.observe_many(variant, scores)
 
     def observe_read(self, read: int, rejected: int) -> None:
