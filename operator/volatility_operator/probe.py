@@ -17,7 +17,7 @@ from volatility.names import LABEL_SERVICE, LABEL_VARIANT, METRIC_NAMESPACE
 from volatility_operator.observed import Report
 from volatility_operator.resource import Role
 
-# The consumer's `volatility_model_info{service, variant, version} 1` gauge.
+# The consumer's `volatility_model_info{service, model_variant, version} 1` gauge.
 MODEL_INFO_METRIC: Final = f"{METRIC_NAMESPACE}_model_info"
 PORT_NAMES: Final[dict[Role, str]] = {"api": "http", "consumer": "metrics"}
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')

@@ -1,7 +1,7 @@
 """Every Prometheus metric the pipeline services export, defined once.
 
-Names start with ``volatility_``; labels are ``service``, ``product``, ``variant`` and ``reason``
-(see names.py) so that dashboards and alerts join across services.
+Names start with ``volatility_``; labels are ``service``, ``product``, ``model_variant``, ``topic``
+and ``reason`` (see names.py) so that dashboards and alerts join across services.
 """
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 
-from volatility.names import LABEL_PRODUCT, LABEL_REASON, LABEL_SERVICE, LABEL_VARIANT
+from volatility.names import (
+    LABEL_FEATURE,
+    LABEL_PRODUCT,
+    LABEL_REASON,
+    LABEL_ROLE,
+    LABEL_SERVICE,
+    LABEL_TOPIC,
+    LABEL_VARIANT,
+)
 from volatility.names import METRIC_NAMESPACE as NS
 
 
@@ -157,15 +165,17 @@ TICK_TO_PREDICTION_SECONDS = BatchHistogram(
     [LABEL_VARIANT],
     buckets=_LATENCY_BUCKETS,
 )
-MESSAGES_IN = Counter(f"{NS}_messages_in", "Messages read from Kafka", [LABEL_SERVICE, "topic"])
-MESSAGES_OUT = Counter(f"{NS}_messages_out", "Messages produced to Kafka", [LABEL_SERVICE, "topic"])
+MESSAGES_IN = Counter(f"{NS}_messages_in", "Messages read from Kafka", [LABEL_SERVICE, LABEL_TOPIC])
+MESSAGES_OUT = Counter(
+    f"{NS}_messages_out", "Messages produced to Kafka", [LABEL_SERVICE, LABEL_TOPIC]
+)
 DELIVERY_ERRORS = Counter(
     f"{NS}_delivery_errors", "Produced messages the broker did not acknowledge", [LABEL_SERVICE]
 )
 CONSUMER_LAG = Gauge(
     f"{NS}_consumer_lag",
     "Messages between a partition's high watermark and the group's position in it",
-    ["topic", "partition", "group"],
+    [LABEL_TOPIC, "partition", "group"],
 )
 REBALANCES = Counter(
     f"{NS}_rebalances",
@@ -189,4 +199,22 @@ WATERMARK_VECTORS = Counter(
     f"{NS}_watermark_vectors",
     "Feature vectors closed by a watermark record (a quiet product) rather than by a tick",
     [LABEL_PRODUCT],
+)
+# Live model quality and drift, per variant and product. ``role`` says whether the variant is
+# serving ("active") or scored beside it without serving ("shadow"); every figure comes with the
+# number of labelled predictions behind it, so alerts compare only figures with enough support.
+LIVE_PR_AUC = Gauge(
+    f"{NS}_live_pr_auc",
+    "Rolling PR-AUC of predictions whose horizon has passed, against their realized labels",
+    [LABEL_VARIANT, LABEL_PRODUCT, LABEL_ROLE],
+)
+LIVE_LABELLED = Gauge(
+    f"{NS}_live_labelled",
+    "Labelled predictions behind the rolling live-quality figures",
+    [LABEL_VARIANT, LABEL_PRODUCT, LABEL_ROLE],
+)
+FEATURE_PSI = Gauge(
+    f"{NS}_feature_psi",
+    "Population stability index of a feature, live against the model's training distribution",
+    [LABEL_FEATURE, LABEL_PRODUCT, LABEL_VARIANT],
 )

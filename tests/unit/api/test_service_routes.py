@@ -78,14 +78,14 @@ def test_metrics_count_requests_rows_scores_and_models(
     assert delta("volatility_http_requests_total", **bad) == 1
     assert delta("volatility_http_request_duration_seconds_count", **ok) == 1
     assert 'le="0.0001"' in text  # the fine buckets
-    assert delta("volatility_api_rows_scored_total", variant=variant) == 7
-    assert delta("volatility_api_inference_seconds_count", variant=variant) == 1
-    assert delta("volatility_api_score_count", variant=variant) == 7
-    assert delta("volatility_api_score_bucket", variant=variant, le="+Inf") == 7
-    assert _sample(text, "volatility_api_model_loaded", variant="baseline") == 1
-    assert _sample(text, "volatility_api_model_loaded", variant="ml") == 1
-    assert _sample(text, "volatility_api_model_active", variant=variant) == 1
-    assert _sample(text, "volatility_api_model_info", variant=variant) == 1
+    assert delta("volatility_api_rows_scored_total", model_variant=variant) == 7
+    assert delta("volatility_api_inference_seconds_count", model_variant=variant) == 1
+    assert delta("volatility_api_score_count", model_variant=variant) == 7
+    assert delta("volatility_api_score_bucket", model_variant=variant, le="+Inf") == 7
+    assert _sample(text, "volatility_api_model_loaded", model_variant="baseline") == 1
+    assert _sample(text, "volatility_api_model_loaded", model_variant="ml") == 1
+    assert _sample(text, "volatility_api_model_active", model_variant=variant) == 1
+    assert _sample(text, "volatility_api_model_info", model_variant=variant) == 1
 
 
 def test_unknown_paths_share_one_metric_series(client: TestClient) -> None:
