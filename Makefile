@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-local
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test infra lint bench bench-api train venv clean
+.PHONY: help run test infra lint bench bench-api bench-operator train venv clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench: $(STAMP) ## Benchmarks: feature engine, embedded pipeline, Kafka services
 
 bench-api: $(STAMP) ## API: open-loop p99 at 20 and 1,000 req/s, saturation, 1,000-row batches, beside the server floor
 	$(BIN)/python -m tests.benchmarks.api_bench
+
+bench-operator: $(STAMP) ## Time kubectl apply of a ModelVariant to Ready and to the last pod switched (control plane, kwok nodes)
+	$(BIN)/python -m tests.cluster.bench_operator
 
 train: $(STAMP) ## Rebuild the shipped models and model cards in models/artifacts from ../shared/data/coinbase
 	$(BIN)/volatility train --data ../shared/data/coinbase --out models/artifacts --seed 0

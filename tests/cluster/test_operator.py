@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,81 +22,16 @@ from tests.cluster.operator_process import (
     OperatorProcess,
     service_account_kubeconfig,
 )
+from tests.cluster.operator_release import (
+    ACCOUNT,
+    NAME,
+    RELEASE,
+    WORKLOADS,
+    Release,
+    install,
+)
 from tests.infra.controlplane import CommandFailed, Kube
 from tests.infra.prometheus import Prometheus, SignalExporter, provision
-
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "volatility"
-KWOK_VALUES = CHART / "ci" / "06-kwok-values.yaml"
-RELEASE = "mv"
-NAME = f"{RELEASE}-volatility"  # the release's ModelVariant
-ACCOUNT = f"{RELEASE}-volatility-operator"
-WORKLOADS = {"api": f"{RELEASE}-volatility-api", "consumer": f"{RELEASE}-volatility-consumer"}
-
-
-class Release:
-    def __init__(
-        self, kube: Kube, ns: str, operator: OperatorProcess, exporter: SignalExporter
-    ) -> None:
-        self.kube, self.ns, self.operator, self.exporter = kube, ns, operator, exporter
-
-    def mv(self) -> dict[str, Any]:
-        path = f"/apis/volatility.dev/v1alpha1/namespaces/{self.ns}/modelvariants/{NAME}"
-        obj: dict[str, Any] = self.kube.plane.api("GET", path)
-        return obj
-
-    def deployment(self, role: str) -> dict[str, Any]:
-        path = f"/apis/apps/v1/namespaces/{self.ns}/deployments/{WORKLOADS[role]}"
-        obj: dict[str, Any] = self.kube.plane.api("GET", path)
-        return obj
-
-    def apply(self, spec: dict[str, Any], check: bool = True) -> Any:
-        manifest = {
-            "apiVersion": "volatility.dev/v1alpha1",
-            "kind": "ModelVariant",
-            "metadata": {"name": NAME, "namespace": self.ns},
-            "spec": spec,
-        }
-        return self.kube.kubectl("apply", "-f", "-", input=json.dumps(manifest), check=check)
-
-    def events(self) -> list[dict[str, Any]]:
-        out = self.kube.kubectl(
-            "get", "events", "-n", self.ns, "-o", "json",
-            "--field-selector", f"involvedObject.kind=ModelVariant,involvedObject.name={NAME}",
-        )  # fmt: skip
-        items: list[dict[str, Any]] = json.loads(out.stdout)["items"]
-        return items
-
-    def wait(self, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60) -> Any:
-        """Polls the ModelVariant until ``check`` holds; fails with its last status."""
-        deadline = time.monotonic() + timeout
-        while True:
-            obj = self.mv()
-            if check(obj):
-                return obj
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout:.0f}s waiting for {what}; status: "
-                    f"{json.dumps(obj.get('status'), indent=1)}\n--- operator log\n"
-                    f"{self.operator.log_tail()}"
-                )
-            time.sleep(0.05)  # poll the API server against the deadline
-
-    def ready_on(self, variant: str, timeout: float = 60) -> dict[str, Any]:
-        def ok(obj: dict[str, Any]) -> bool:
-            status = obj.get("status") or {}
-            return bool(
-                status.get("phase") == "Ready"
-                and status.get("variant") == variant
-                and status.get("observedGeneration") == obj["metadata"]["generation"]
-            )
-
-        result: dict[str, Any] = self.wait(ok, f"Ready on {variant}", timeout)
-        return result
-
-    def template_variant(self, role: str) -> str:
-        (container,) = self.deployment(role)["spec"]["template"]["spec"]["containers"]
-        return str(next(e["value"] for e in container["env"] if e["name"] == "MODEL_VARIANT"))
 
 
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -108,16 +43,7 @@ def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def release(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     ns = kube.namespace("operator", pod_security="restricted")
-    kube.helm(
-        "install", RELEASE, str(CHART), "-n", ns, "-f", str(KWOK_VALUES),
-        "--set", "operator.enabled=true", "--set", "operator.probePods=false",
-        "--set", "api.replicaCount=2", "--set", "consumer.replicaCount=2",
-        "--wait", "--timeout=240s", timeout=300,
-    )  # fmt: skip
-    deployment = json.loads(
-        kube.kubectl("get", "deployment", ACCOUNT, "-n", ns, "-o", "json").stdout
-    )
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = install(kube, ns)
     work = tmp_path_factory.mktemp("operator")
     config = service_account_kubeconfig(kube, ns, ACCOUNT, work / "kubeconfig")
     # The API's metrics, fed with a chosen error ratio, scraped by a real Prometheus that the
@@ -126,7 +52,7 @@ def release(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Re
     with Prometheus(provision(), [f"127.0.0.1:{exporter.port}"]) as prometheus:
         operator = OperatorProcess(
             [
-                *container["args"],
+                *args,
                 "--no-probe-pods",
                 f"--prometheus-url={prometheus.url}",
                 "--signal-interval=1",
@@ -391,12 +317,14 @@ def test_the_operator_killed_in_the_middle_of_a_change_finishes_it_after_restart
 def test_a_breach_in_prometheus_rolls_back_to_baseline_once_and_a_person_wins(
     release: Release,
 ) -> None:
-    release.exporter.error_ratio = 0.0
+    exporter = release.exporter
+    assert exporter is not None
+    exporter.error_ratio = 0.0
     policy = {"enabled": True, "errorRatio": 0.05, "windowSeconds": 10, "cooldownSeconds": 10}
     release.apply({"variant": "ml", "autoRollback": policy})
     release.ready_on("ml")
     seen = {e["metadata"]["uid"] for e in release.events()}
-    release.exporter.error_ratio = 0.2  # 20 % of the API's answers are 503 from now on
+    exporter.error_ratio = 0.2  # 20 % of the API's answers are 503 from now on
     start = time.monotonic()
     obj = release.wait(
         lambda o: (
@@ -418,7 +346,7 @@ def test_a_breach_in_prometheus_rolls_back_to_baseline_once_and_a_person_wins(
     assert [e["reason"] for e in warnings] == ["AutomaticRollback"]
     # No flapping: while the breach goes on and after it ends, the operator keeps baseline.
     for ratio in (0.2, 0.0):
-        release.exporter.error_ratio = ratio
+        exporter.error_ratio = ratio
         wanted = release.operator.log_text().count("signals ") + 5
 
         def sampled(text: str, wanted: int = wanted) -> bool:
