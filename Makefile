@@ -48,9 +48,9 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy
 
 bench: $(STAMP) ## Benchmarks: feature engine, embedded pipeline, Kafka services on a real broker
-	$(BIN)/python -m volatility.bench
+	$(BIN)/python -m tests.benchmarks.pipeline
 	bash tests/infra/provision-kafka.sh >/dev/null
-	$(BIN)/python -m volatility.kafka_bench
+	$(BIN)/python -m tests.benchmarks.kafka_services
 
 bench-api: $(STAMP) ## API: open-loop p99 at 20 and 1,000 req/s, saturation, 1,000-row batches, beside the server floor
 	$(BIN)/python -m tests.benchmarks.api_bench

@@ -1,9 +1,9 @@
 """Throughput and latency of the Kafka services on a real broker over loopback.
 
-    python -m volatility.kafka_bench [--ticks N] [--vectors N] [--live-seconds S]
+    python -m tests.benchmarks.kafka_services [--ticks N] [--vectors N] [--live-seconds S]
 
 Uses KAFKA_BOOTSTRAP_SERVERS when set, otherwise starts a private broker with the test
-infrastructure (tests/infra/kafka_broker.py, loaded by path). The services run as real
+infrastructure (tests/infra/kafka_broker.py). The services run as real
 `volatility featurize` / `volatility consume` processes; throughput is measured while each drains
 a pre-filled topic, per wall second and per CPU second of that process. Latency is measured by
 a reader of the predictions topic, from the ingest of the tick that closed each window (the
@@ -13,7 +13,6 @@ a reader of the predictions topic, from the ingest of the tick that closed each 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -30,20 +29,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.infra.kafka_broker import KafkaBroker
+
 PARTITIONS = 4
 PRODUCTS = ("BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD")
-
-
-def _broker_module() -> Any:
-    path = REPO / "tests" / "infra" / "kafka_broker.py"
-    spec = importlib.util.spec_from_file_location("volatility_bench_broker", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def synthetic_ticks(
@@ -132,6 +121,7 @@ class Bench:
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                 "METRICS_PORT": str(port),
                 "LOG_LEVEL": "WARNING",
+                "FEATURIZER_PRODUCTS": ",".join(PRODUCTS),
             },
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -262,7 +252,8 @@ def bench_latency(bench: Bench, seconds: float, rate: float | None) -> dict[str,
     process can when None) through both services; latencies seen by a predictions reader."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from volatility.messages import decode_prediction, encode_tick
+    from volatility.messages import decode_prediction, encode_tick, encode_watermark
+    from volatility.watermarks import ExchangeClock
 
     products = PRODUCTS[:2]
     topics = bench.topics("live" if rate else "max")
@@ -276,8 +267,16 @@ def bench_latency(bench: Bench, seconds: float, rate: float | None) -> dict[str,
     ticks_topic = topics["KAFKA_TOPIC_TICKS"]
     # The windows need a minute of history before the first vector: publish it at once.
     start = time.time()
+    # Ticks and watermarks, as the ingest publishes them (the exchange clock: the ticks' times).
+    clock = ExchangeClock(products)
+
+    def publish(tick: Any, now: float) -> None:
+        for mark in clock.observe(tick.event_time):
+            _produce(producer, ticks_topic, mark.product_id, encode_watermark(mark, now))
+        _produce(producer, ticks_topic, tick.product_id, encode_tick(tick, now))
+
     for tick in synthetic_ticks(products, start - 70, 70, 20.0):
-        _produce(producer, ticks_topic, tick.product_id, encode_tick(tick, time.time()))
+        publish(tick, time.time())
     producer.flush(30)
     tick_lat: list[float] = []
     window_lat: list[float] = []
@@ -308,13 +307,12 @@ def bench_latency(bench: Bench, seconds: float, rate: float | None) -> dict[str,
             from volatility.ticks import Tick
 
             now = time.time()
-            tick = Tick(tick.product_id, now, tick.price, tick.best_bid, tick.best_ask)
-            producer.produce(ticks_topic, encode_tick(tick, now), tick.product_id)
+            publish(Tick(tick.product_id, now, tick.price, tick.best_bid, tick.best_ask), now)
             producer.poll(0)
         else:
             now = time.time()
             for tick in [next(live) for _ in range(200)]:
-                _produce(producer, ticks_topic, tick.product_id, encode_tick(tick, now))
+                publish(tick, now)
             producer.poll(0)
             collect()
         published += 1
@@ -336,7 +334,9 @@ def bench_latency(bench: Bench, seconds: float, rate: float | None) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m volatility.kafka_bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.kafka_services", description=__doc__
+    )
     parser.add_argument("--ticks", type=int, default=400_000)
     parser.add_argument("--vectors", type=int, default=200_000)
     parser.add_argument("--live-seconds", type=float, default=60.0)
@@ -347,21 +347,21 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="kafka-bench-") as tmp:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
-            broker = stack.enter_context(_broker_module().KafkaBroker())
+            broker = stack.enter_context(KafkaBroker())
             bootstrap = broker.bootstrap_servers
         bench = Bench(bootstrap, Path(tmp))
         for processes in (1, 2):
             results[f"featurizer_{processes}proc"] = bench_featurizer(bench, args.ticks, processes)
-            print("featurizer", processes, results[f"featurizer_{processes}proc"], flush=True)  # noqa: T201
+            print("featurizer", processes, results[f"featurizer_{processes}proc"], flush=True)
             results[f"consumer_{processes}proc"] = bench_consumer(bench, args.vectors, processes)
-            print("consumer", processes, results[f"consumer_{processes}proc"], flush=True)  # noqa: T201
+            print("consumer", processes, results[f"consumer_{processes}proc"], flush=True)
         results["latency_live"] = bench_latency(bench, args.live_seconds, 20.0)
-        print("latency live", results["latency_live"], flush=True)  # noqa: T201
+        print("latency live", results["latency_live"], flush=True)
         results["latency_max"] = bench_latency(bench, args.max_seconds, None)
-        print("latency max", results["latency_max"], flush=True)  # noqa: T201
+        print("latency max", results["latency_max"], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")  # noqa: T201
+    print(f"wrote {args.out}")
     return 0
 
 

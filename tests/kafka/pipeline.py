@@ -17,28 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.infra.kafka_broker import KafkaBroker, TopicFactory, free_port
-from volatility.features import FeatureEngine
-from volatility.messages import decode_prediction
-from volatility.ticks import Tick
+from tests.stream_reference import Key, reference_by_key
+from volatility.messages import decode_features, decode_prediction
+from volatility.ticks import StreamRecord
 
 VOLATILITY = Path(sys.executable).with_name("volatility")
 PARTITIONS = 3
 # The broker's group.min.session.timeout.ms: a killed member's partitions move after this.
 SESSION_TIMEOUT_MS = 6000
 
-Key = tuple[str, float]
+__all__ = ["Key", "Pipeline", "PredictionLog", "Service", "TopicReader", "wait_for"]
 
 
-def expected_keys(ticks: Iterable[Tick]) -> set[Key]:
-    """(product, event time) of every vector the engine emits over ``ticks``, in-process."""
-    engine = FeatureEngine()
-    keys: set[Key] = set()
-    for tick in ticks:
-        keys.update((v.product_id, v.event_time) for v in engine.update(tick))
-    return keys
+def expected_keys(records: Iterable[StreamRecord]) -> set[Key]:
+    """(product, event time) of every vector the ticks-topic ``records`` imply."""
+    return set(reference_by_key(records))
 
 
 @dataclass
@@ -239,12 +236,35 @@ class PredictionLog(TopicReader):
             ) from None
 
 
-def report_duplicates(log: PredictionLog, expected: set[Key], label: str) -> int:
-    keys = log.keys()
-    duplicates = sum(n - 1 for n in keys.values())
-    extra = len(set(keys) - expected)
-    print(
-        f"\n[{label}] expected vectors {len(expected)}, predictions {sum(keys.values())}, "
-        f"duplicates {duplicates}, beyond the recording's own vectors {extra}"
-    )
-    return duplicates
+def assert_one_value_per_key(log: TopicReader, label: str) -> Counter[Key]:
+    """Every copy of a (product, second) on the topic is byte-identical (at-least-once may
+    deliver a message twice, never with another value); returns the copies per key."""
+    copies: dict[Key, set[bytes]] = {}
+    counts: Counter[Key] = Counter()
+    for value, _ in log.messages:
+        doc = decode_prediction(value) if isinstance(log, PredictionLog) else decode_features(value)
+        key = (doc.product_id, doc.event_time)
+        copies.setdefault(key, set()).add(value)
+        counts[key] += 1
+    different = {k: sorted(v) for k, v in copies.items() if len(v) > 1}
+    assert not different, f"[{label}] keys published with different values: {different}"
+    duplicates = sum(n - 1 for n in counts.values())
+    print(f"\n[{label}] {len(counts)} keys, {duplicates} byte-identical duplicates")
+    return counts
+
+
+def assert_features_equal_reference(
+    features: TopicReader, reference: dict[Key, tuple[float, ...]], label: str
+) -> None:
+    """The features topic holds exactly the reference vectors, at the float32 precision that
+    the documents carry."""
+    got = {}
+    for value, _ in features.messages:
+        vec = decode_features(value)
+        got[vec.product_id, vec.event_time] = np.array(vec.values, dtype=np.float32)
+    missing, extra = sorted(set(reference) - set(got)), sorted(set(got) - set(reference))
+    assert not missing and not extra, f"[{label}] missing {missing[:5]}, extra {extra[:5]}"
+    wrong = [
+        k for k, v in reference.items() if not np.array_equal(got[k], np.array(v, dtype=np.float32))
+    ]
+    assert not wrong, f"[{label}] {len(wrong)} vectors differ from the reference, e.g. {wrong[:3]}"

@@ -13,7 +13,8 @@ from tests.kafka.pipeline import (
     wait_for,
 )
 from volatility.exchange.recordings import iter_ticks
-from volatility.messages import encode_tick
+from volatility.messages import encode_tick, encode_watermark
+from volatility.ticks import Watermark
 
 POISON_TICKS = {
     b"{not json": "not_json",
@@ -47,8 +48,24 @@ def test_poison_in_each_topic_is_dead_lettered_with_its_reason_and_the_stream_go
     half = len(ticks) // 2
     for tick in ticks[:half]:
         producer.produce(pipeline.ticks, encode_tick(tick), tick.product_id)
+    # Valid documents the featurizer must set aside, each for its reason, without a stall.
+    now = ticks[half - 1]
+    earlier = next(
+        t
+        for t in reversed(ticks[: half - 1])
+        if t.product_id == now.product_id and now.event_time - t.event_time > 2
+    )
+    stage_poison = {
+        encode_tick(now._replace(product_id="DOGE-USD")): "unknown_product",
+        encode_tick(now._replace(event_time=now.event_time * 1000)): "clock_skew",
+        encode_tick(now, ingest_time=now.event_time - 3600): "future_time",
+        encode_watermark(Watermark(now.product_id, now.event_time + 1), 1.0): "future_time",
+        encode_tick(earlier._replace(price=earlier.price + 0.01)): "late",
+    }
     for value in POISON_TICKS:
         producer.produce(pipeline.ticks, value, "BTC-USD")
+    for value in stage_poison:
+        producer.produce(pipeline.ticks, value, now.product_id)
     for tick in ticks[half:]:
         producer.produce(pipeline.ticks, encode_tick(tick), tick.product_id)
     assert producer.flush(30) == 0
@@ -59,11 +76,11 @@ def test_poison_in_each_topic_is_dead_lettered_with_its_reason_and_the_stream_go
     log.wait_for_keys(expected, 90, featurizer, consumer)
 
     dead = TopicReader(pipeline.broker.bootstrap_servers, pipeline.deadletter, 1)
-    wanted = len(POISON_TICKS) + PARTITIONS * len(POISON_FEATURES)
+    wanted = len(POISON_TICKS) + len(stage_poison) + PARTITIONS * len(POISON_FEATURES)
     wait_for(lambda: dead.read() >= 0 and len(dead.messages) >= wanted, 30, "dead letters")
     by_value = dict(dead.messages)
     assert len(dead.messages) == wanted
-    for value, reason in POISON_TICKS.items():
+    for value, reason in {**POISON_TICKS, **stage_poison}.items():
         headers = by_value[value]
         assert headers["reason"] == reason.encode()
         assert headers["source_topic"] == pipeline.ticks.encode()
@@ -76,6 +93,9 @@ def test_poison_in_each_topic_is_dead_lettered_with_its_reason_and_the_stream_go
         assert headers["service"] == b"consumer"
     for reason in POISON_TICKS.values():
         assert featurizer.metric(f'volatility_deadletters_total{{reason="{reason}"') == 1
+    for reason in set(stage_poison.values()):
+        count = featurizer.metric(f'volatility_deadletters_total{{reason="{reason}"')
+        assert count == list(stage_poison.values()).count(reason), reason
     for reason in POISON_FEATURES.values():
         count = consumer.metric(f'volatility_deadletters_total{{reason="{reason}"')
         assert count == PARTITIONS

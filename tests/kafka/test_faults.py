@@ -1,12 +1,15 @@
-"""Crashes and outages on the real broker: every vector the input implies is still predicted.
+"""Crashes, outages and stalls on the real broker: every vector the input implies is predicted,
+with one value per key.
 
-Services run as real processes and are killed with SIGKILL (no shutdown code runs); the broker
-is restarted under load. Duplicates are allowed (at-least-once) and reported; losses are not.
+Services run as real processes and are killed with SIGKILL (no shutdown code runs) or stopped
+with SIGSTOP; the broker is restarted under load. Duplicates are allowed (at-least-once) only as
+byte-identical copies; losses are not.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -20,11 +23,16 @@ from tests.kafka.pipeline import (
     Pipeline,
     PredictionLog,
     Service,
+    TopicReader,
+    assert_features_equal_reference,
+    assert_one_value_per_key,
     expected_keys,
-    report_duplicates,
     wait_for,
 )
+from tests.stream_reference import reference_by_key, replayed
+from volatility.exchange.protocol import FrameError, parse_frame
 from volatility.exchange.recordings import iter_ticks
+from volatility.ticks import StreamRecord
 
 # Fast enough to finish in seconds, slow enough that the kills land mid-stream.
 REPLAY_SPEED = "400"
@@ -45,7 +53,7 @@ class _Run:
         recording = max(
             (r for r in recordings if "btc-eth" in r.name), key=lambda r: r.stat().st_size
         )
-        expected = expected_keys(iter_ticks([recording]))
+        expected = expected_keys(replayed(iter_ticks([recording])))
         featurizer = pipeline.start("featurize")
         consumer = pipeline.start("consume")
         log = PredictionLog(pipeline.broker.bootstrap_servers, pipeline.predictions, PARTITIONS)
@@ -75,7 +83,7 @@ def test_sigkill_of_featurizer_then_consumer_loses_no_prediction(
     assert replay.returncode == 0, err
 
     log.wait_for_keys(expected, 120, featurizer, consumer)
-    report_duplicates(log, expected, "featurizer and consumer killed")
+    assert set(assert_one_value_per_key(log, "featurizer and consumer killed")) == expected
     # The restarted featurizer rebuilt its windows from the checkpoint instead of warming up.
     assert featurizer.metric("volatility_state_rebuild_messages_total") > 0
     assert "rebuilding partition state" in featurizer.log_text()
@@ -102,8 +110,66 @@ def test_broker_restart_mid_stream_recovers_by_itself(
     _, err = replay.communicate(timeout=120)
     assert replay.returncode == 0, err
     log.wait_for_keys(expected, 60, featurizer, consumer)
-    report_duplicates(log, expected, "broker restarted")
+    assert set(assert_one_value_per_key(log, "broker restarted")) == expected
     assert featurizer.proc.poll() is None and consumer.proc.poll() is None
+    log.close()
+    assert featurizer.stop() == 0
+    assert consumer.stop() == 0
+
+
+def _slices(recording: Path, out: Path, seconds: tuple[float, ...]) -> list[Path]:
+    """The recording's frames cut at ``seconds`` after its first frame, one file per piece."""
+    lines = recording.read_bytes().splitlines()
+    start: float | None = None
+    files = [out / f"piece-{i}.ndjson" for i in range(len(seconds) + 1)]
+    pieces: list[list[bytes]] = [[] for _ in files]
+    for line in lines:
+        try:
+            stamp = parse_frame(line).timestamp
+        except FrameError:
+            continue
+        start = stamp if start is None else start
+        pieces[sum(stamp - start >= cut for cut in seconds)].append(line)
+    for path, piece in zip(files, pieces, strict=True):
+        path.write_bytes(b"\n".join(piece) + b"\n")
+    return files
+
+
+def test_a_stall_at_the_live_rate_gives_exactly_the_reference_vectors(
+    pipeline: Pipeline, recordings: list[Path], tmp_path: Path
+) -> None:
+    """A featurizer frozen for longer than any wall-clock lateness would allow, while ticks keep
+    coming at the live rate, then thawed: its vectors are exactly the reference, none late."""
+    recording = next(r for r in recordings if "btc-eth" in r.name)
+    # Warm-up at full speed (60 s of history), then 14 s at the live rate.
+    head, tail, _ = _slices(recording, tmp_path, (64.0, 78.0))
+    records: list[StreamRecord] = replayed(iter_ticks([head])) + replayed(iter_ticks([tail]))
+    reference = reference_by_key(records)
+    featurizer = pipeline.start("featurize")
+    consumer = pipeline.start("consume")
+    replay = pipeline.replay([head])
+    assert replay.wait(60) == 0
+    features = TopicReader(pipeline.broker.bootstrap_servers, pipeline.features, PARTITIONS)
+    live = pipeline.replay([tail], speed="1")
+    wait_for(lambda: features.read(0.2) >= 0 and len(features.messages) > 0, 30, "vectors")
+    featurizer.proc.send_signal(signal.SIGSTOP)
+    try:
+        # Frozen until the rest of the live-rate replay is on the topic (about 10 s).
+        assert live.wait(60) == 0
+    finally:
+        featurizer.proc.send_signal(signal.SIGCONT)
+    log = PredictionLog(pipeline.broker.bootstrap_servers, pipeline.predictions, PARTITIONS)
+    log.wait_for_keys(set(reference), 60, featurizer, consumer)
+    wait_for(
+        lambda: features.read(0.2) >= 0 and len(features.messages) >= len(reference),
+        30,
+        "all vectors",
+    )
+    assert_features_equal_reference(features, reference, "live rate with a stall")
+    assert set(assert_one_value_per_key(log, "live rate with a stall")) == set(reference)
+    assert featurizer.metric("volatility_late_ticks_total") == 0
+    assert featurizer.metric("volatility_deadletters_total") == 0
+    features.close()
     log.close()
     assert featurizer.stop() == 0
     assert consumer.stop() == 0

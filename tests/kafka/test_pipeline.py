@@ -17,10 +17,12 @@ from tests.kafka.pipeline import (
     VOLATILITY,
     Pipeline,
     PredictionLog,
-    expected_keys,
-    report_duplicates,
+    TopicReader,
+    assert_features_equal_reference,
+    assert_one_value_per_key,
     wait_for,
 )
+from tests.stream_reference import reference_by_key, replayed
 from volatility.exchange.recordings import iter_ticks
 from volatility.messages import decode_prediction
 
@@ -71,7 +73,8 @@ def test_replayed_recording_is_scored_end_to_end_and_sigterm_exits_cleanly(
     pipeline: Pipeline, recordings: list[Path]
 ) -> None:
     recording = next(r for r in recordings if "btc-eth" in r.name)
-    expected = expected_keys(iter_ticks([recording]))
+    reference = reference_by_key(replayed(iter_ticks([recording])))
+    expected = set(reference)
     featurizer = pipeline.start("featurize")
     consumer = pipeline.start("consume")
     replay = pipeline.replay([recording])
@@ -79,7 +82,13 @@ def test_replayed_recording_is_scored_end_to_end_and_sigterm_exits_cleanly(
     assert replay.returncode == 0, err
     log = PredictionLog(pipeline.broker.bootstrap_servers, pipeline.predictions, PARTITIONS)
     log.wait_for_keys(expected, 120, featurizer, consumer)
-    report_duplicates(log, expected, "clean run")
+    assert set(assert_one_value_per_key(log, "clean run")) == expected
+    features = TopicReader(pipeline.broker.bootstrap_servers, pipeline.features, PARTITIONS)
+    wait_for(
+        lambda: features.read() >= 0 and len(features.messages) >= len(expected), 30, "vectors"
+    )
+    assert_features_equal_reference(features, reference, "clean run")
+    features.close()
     # Latency is traced from the tick's ingest through to the prediction.
     traced = [decode_prediction(v).trigger_time for v, _ in log.messages]
     assert all(t is not None for t in traced)
