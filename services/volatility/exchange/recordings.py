@@ -18,7 +18,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from volatility.exchange.protocol import NOT_JSON, Frame, FrameError, parse_frame
+import orjson
+
+from volatility.exchange.protocol import (
+    NOT_JSON,
+    Frame,
+    FrameError,
+    parse_frame,
+    parse_ticker_entry,
+)
 from volatility.ticks import Tick
 
 CAPTURE_PREFIX = b'{"received_at":'
@@ -103,6 +111,39 @@ def iter_ticks(
     """The ticks of the recordings in file order (non-ticker frames are skipped, not counted)."""
     for _record, frame in iter_frames(paths, malformed):
         yield from frame.ticks
+
+
+class RecordedTick(Tick):
+    """A tick with every field its recorded ticker entry carried (``fields``: the entry as
+    recorded, numbers as the strings on the wire), so a replay can send them all."""
+
+    fields: dict[str, object]
+
+
+def iter_recorded_ticks(paths: PathLike | Iterable[PathLike]) -> Iterator[RecordedTick]:
+    """Like `iter_ticks`, each tick with its recorded ticker entry."""
+    for _record, frame in iter_frames(paths):
+        if not frame.ticks:
+            continue
+        doc = orjson.loads(_record.frame)
+        entries = [
+            entry
+            for event in doc["events"]
+            for entry in event["tickers"]
+            if _valid_entry(entry, frame.timestamp)
+        ]
+        for tick, entry in zip(frame.ticks, entries, strict=True):
+            recorded = RecordedTick._make(tick)
+            recorded.fields = entry
+            yield recorded
+
+
+def _valid_entry(entry: object, timestamp: float) -> bool:
+    try:
+        parse_ticker_entry(entry, timestamp, None)
+    except FrameError:
+        return False
+    return True
 
 
 def count_ticks(paths: PathLike | Iterable[PathLike]) -> dict[str, int]:

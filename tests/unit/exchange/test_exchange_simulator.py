@@ -155,3 +155,27 @@ def test_frames_without_ticks_are_stamped_on_the_market_clock() -> None:
     stamps = [f.timestamp for f in frames]
     assert stamps == sorted(stamps)  # one clock for every channel
     assert abs(stamps[0] - source.start_time) < 3600  # the recording's time, not the wall clock
+
+
+def test_a_replay_sends_every_field_its_recording_carries() -> None:
+    from volatility.exchange.simulator import replay_source
+
+    from .conftest import SMALL_RECORDING
+
+    recorded = [
+        entry
+        for line in SMALL_RECORDING.read_text().splitlines()[:40]
+        for event in json.loads(line)["events"]
+        for entry in event["tickers"]
+    ]
+    assert {len(e) for e in recorded} == {10}  # every field of this recording
+    with (
+        start_simulator(replay_source(SMALL_RECORDING), speed=None, timestamps="keep") as sim,
+        _socket(sim.url) as ws,
+    ):
+        ws.send(subscribe_messages(["BTC-USD"], ["ticker"])[0])
+        sent: list[object] = []
+        while len(sent) < len(recorded):
+            doc = json.loads(_until(ws, '"channel":"ticker"')[-1])
+            sent += [entry for event in doc["events"] for entry in event["tickers"]]
+    assert sent[: len(recorded)] == recorded

@@ -27,8 +27,12 @@ def _number(value: float) -> str:
 def ticker_frame(
     ticks: Sequence[Tick], sequence_num: int, timestamp: float, *, snapshot: bool = False
 ) -> str:
-    tickers = []
+    tickers: list[object] = []
     for tick in ticks:
+        recorded = getattr(tick, "fields", None)
+        if recorded:  # a replayed tick: every field its recording carried, as recorded
+            tickers.append(recorded)
+            continue
         entry = {
             "type": "ticker",
             "product_id": tick.product_id,

@@ -11,7 +11,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from volatility.exchange.recordings import PathLike, expand_paths, iter_ticks
+from volatility.exchange.recordings import (
+    PathLike,
+    RecordedTick,
+    expand_paths,
+    iter_recorded_ticks,
+)
 from volatility.exchange.simulator.synthetic import synthetic_ticks
 from volatility.names import DEFAULT_PRODUCTS
 from volatility.ticks import Tick
@@ -48,24 +53,23 @@ def synthetic_source(
 
 
 def _joined(paths: list[Path]) -> Iterator[Tick]:
-    """Ticks of all files on one continuous clock (long silences cut short)."""
+    """Ticks of all files on one continuous clock (long silences cut short), each with the
+    fields its recording carried."""
     shift = 0.0
     last: float | None = None
-    for tick in iter_ticks(paths):
+    for tick in iter_recorded_ticks(paths):
         t = tick.event_time + shift
         if last is not None and (t - last > REPLAY_MAX_GAP_S or t < last):
             shift += last + REPLAY_JOIN_S - t
             t = last + REPLAY_JOIN_S
         last = t
-        yield Tick(
-            tick.product_id,
-            t,
-            tick.price,
-            tick.best_bid,
-            tick.best_ask,
-            tick.sequence_num,
-            tick.volume_24h,
-        )
+        yield _moved(tick, t)
+
+
+def _moved(tick: Tick, event_time: float) -> Tick:
+    moved = RecordedTick._make((tick.product_id, event_time, *tick[2:]))
+    moved.fields = getattr(tick, "fields", {})
+    return moved
 
 
 def _looped(paths: list[Path]) -> Iterator[Tick]:
@@ -77,15 +81,7 @@ def _looped(paths: list[Path]) -> Iterator[Tick]:
             if first is None:
                 first = tick.event_time
             last = tick.event_time + shift
-            yield Tick(
-                tick.product_id,
-                last,
-                tick.price,
-                tick.best_bid,
-                tick.best_ask,
-                tick.sequence_num,
-                tick.volume_24h,
-            )
+            yield _moved(tick, last)
         if first is None or last is None:
             return
         shift = last + REPLAY_JOIN_S - first
