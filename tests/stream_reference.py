@@ -22,7 +22,7 @@ def reference_vectors(records: Iterable[StreamRecord]) -> list[FeatureVector]:
         if type(record) is Watermark:
             out += engine.advance(record.product_id, record.event_time)
         else:
-            assert type(record) is Tick
+            assert isinstance(record, Tick)
             out += engine.update(record)
     return out
 
