@@ -14,6 +14,8 @@ from typing import NamedTuple
 import numpy as np
 
 from volatility.features import FeatureEngine, FeatureVector
+from volatility.features.engine import DUPLICATE
+from volatility.features.engine import LATE as LATE_TICK
 from volatility.messages import Prediction
 from volatility.scoring.model import Model
 from volatility.settings import DEFAULT_MAX_SKEW_SECONDS, DEFAULT_REBUILD_SECONDS
@@ -167,22 +169,17 @@ class FeaturizeStage:
                         detail = f"{pid} at {t!r}, its stream at {lane.clock!r}"
                         self.rejected.append(Rejection(partition, offset, CLOCK_SKEW, detail))
                     continue
-                stats = engine.stats
-                late, duplicates, restarts = (
-                    stats.late_ticks,
-                    stats.duplicate_ticks,
-                    stats.history_restarts,
-                )
+                restarts = engine.stats.history_restarts
                 vectors = engine.update(record)  # type: ignore[arg-type]
-                if stats.late_ticks != late:
+                if vectors is LATE_TICK:
                     if not replayed:
                         detail = f"{pid} at {t!r}, closed up to {lane.clock!r}"
                         self.rejected.append(Rejection(partition, offset, LATE, detail))
                     continue
-                if stats.duplicate_ticks != duplicates:
+                if vectors is DUPLICATE:
                     self.duplicate_ticks += not replayed
                     continue
-                if stats.history_restarts != restarts and not replayed:
+                if engine.stats.history_restarts != restarts and not replayed:
                     self.gap_restarts.append(pid)
                 if t > lane.clock:
                     lane.clock = t

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Final
 
 from volatility.features.spec import (
     DETAIL_WINDOWS,
@@ -90,7 +91,7 @@ class _ProductState:
         "cur",
         "last_mid",
         "last_spread",
-        "last_ticks",
+        "last_tick",
         "last_time",
         "maxq",
         "minq",
@@ -105,6 +106,7 @@ class _ProductState:
         "r_sr2",
         "r_ss",
         "r_ss2",
+        "same_time",
         "start",
         "w_n",
         "w_nr",
@@ -122,7 +124,10 @@ class _ProductState:
         self.last_mid = math.nan
         self.last_spread = math.nan
         self.last_time = -math.inf
-        self.last_ticks: list[Tick] = []  # the ticks taken at last_time, to spot duplicates
+        # The ticks taken at last_time, to spot duplicate deliveries: the last one, and the
+        # others when several share that time.
+        self.last_tick: Tick | None = None
+        self.same_time: list[Tick] | None = None
         self._clear_bucket()
         z = [0.0] * _RING
         self.r_n, self.r_nr, self.r_nz = [0] * _RING, [0] * _RING, [0] * _RING
@@ -290,6 +295,23 @@ class _ProductState:
         return FeatureVector(self.product_id, float(t), tuple(values))
 
 
+#: What `FeatureEngine.update` returns for no vector, a late tick and a duplicate delivery.
+_NO_VECTORS: Final[list[FeatureVector]] = []
+LATE: Final[list[FeatureVector]] = []
+DUPLICATE: Final[list[FeatureVector]] = []
+
+
+def _same(seen: Tick | None, tick: Tick) -> bool:
+    """The same observation delivered twice (sequence numbers differ between connections)."""
+    return (
+        seen is not None
+        and seen.price == tick.price
+        and seen.best_bid == tick.best_bid
+        and seen.best_ask == tick.best_ask
+        and seen.volume_24h == tick.volume_24h
+    )
+
+
 def _ratio(short: float, long: float) -> float:
     return short / long if long > 0.0 else 1.0
 
@@ -306,40 +328,52 @@ class FeatureEngine:
         return tuple(self._states)
 
     def update(self, tick: Tick) -> list[FeatureVector]:
-        """Add one tick; return the vectors of the boundaries it closed (usually none or one)."""
-        out: list[FeatureVector] = []
-        self.stats.ticks += 1
+        """Add one tick; return the vectors of the boundaries it closed (usually none or one).
+
+        The list returned must not be modified: when empty it is shared, and it is `LATE` for
+        a late tick and `DUPLICATE` for a duplicate delivery (compare by identity).
+        """
+        stats = self.stats
+        stats.ticks += 1
         t = tick.event_time
         sec = math.floor(t)
+        out = _NO_VECTORS
         state = self._states.get(tick.product_id)
         if state is not None:
             last = state.last_time
             if t < last or sec < state.cur:
-                self.stats.late_ticks += 1
-                return out
+                stats.late_ticks += 1
+                return LATE
             if t == last:
-                key = tick[2:5], tick.volume_24h
-                for seen in state.last_ticks:
-                    if (seen[2:5], seen.volume_24h) == key:
-                        self.stats.duplicate_ticks += 1
-                        return out
-                if len(state.last_ticks) < _MAX_SAME_TIME:
-                    state.last_ticks.append(tick)
+                if _same(state.last_tick, tick):
+                    stats.duplicate_ticks += 1
+                    return DUPLICATE
+                same = state.same_time
+                if same is None:
+                    same = state.same_time = []
+                for seen in same:
+                    if _same(seen, tick):
+                        stats.duplicate_ticks += 1
+                        return DUPLICATE
+                if len(same) < _MAX_SAME_TIME:
+                    same.append(tick)
             else:
-                state.last_ticks = [tick]
+                state.last_tick = tick
+                state.same_time = None
             # The gap is measured from the last tick: a watermark may have moved ``cur`` on.
             if sec - math.floor(last) > MAX_GAP_SECONDS:
                 self._restart(tick.product_id)
                 state = None
             elif sec > state.cur:
+                out = []
                 state.close_through(sec, out)
+                stats.vectors += len(out)
         if state is None:
             state = self._states[tick.product_id] = _ProductState(tick.product_id, sec)
-            state.last_ticks = [tick]
+            state.last_tick = tick
         bid, ask = tick.best_bid, tick.best_ask
         mid = 0.5 * (bid + ask)
         state.add(t, mid, (ask - bid) / mid * 1e4)
-        self.stats.vectors += len(out)
         return out
 
     def advance(self, product_id: str, watermark: float) -> list[FeatureVector]:
