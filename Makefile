@@ -41,6 +41,7 @@ infra: ## Provision the real test components (cached in ~/.cache/volatility): he
 	bash tests/infra/provision-kafka.sh
 	bash tests/infra/provision-k8s.sh
 	bash tests/infra/provision-prometheus.sh
+	bash tests/infra/provision-node.sh
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

@@ -258,6 +258,8 @@ class ControlPlane:
         self.server = ""
         self.node_names = [f"kwok-node-{i}" for i in range(nodes)]
         self.kube_version = ""
+        # Extra kube-apiserver flags, e.g. the kubelet client certificate for real nodes.
+        self.apiserver_args: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -462,6 +464,7 @@ class ControlPlane:
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             "--profiling=false",
+            *self.apiserver_args,
         ])  # fmt: skip
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
         self._wait(

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Provisions a real Kubernetes node for the node tests, from package registries only:
+#   - Debian packages: containerd, runc, CNI plugins, iptables, debootstrap, umoci, skopeo, buildah;
+#   - kubelet and kube-proxy (the control plane's wrapper-module recipe), crictl and CoreDNS,
+#     built from the Go module proxy;
+#   - OCI archives of the images no registry serves here: the pause image (compiled from the
+#     upstream source in the k8s.io/kubernetes module), a Debian bookworm + Python base for
+#     services/Dockerfile, and a Kafka image (Maven Central jars, Debian's JRE, the launcher
+#     scripts of tests/infra/kafka-image).
+# Everything is cached under $CACHE, keyed by version; a warm run only checks stamps.
+# The last line on stdout is the node dir (bin/ and images/ below it); progress goes to stderr.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-1.34.10}"
+CRICTL_VERSION="${CRICTL_VERSION:-1.34.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-1.13.2}"   # 1.13.3 is refused by the module proxy
+KAFKA_VERSION="${KAFKA_VERSION:-4.1.2}"
+DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+PAUSE_VERSION="3.10.1"                         # the sandbox image Kubernetes 1.34 expects
+CACHE="${VOLATILITY_CACHE:-$HOME/.cache/volatility}"
+OUT="$CACHE/node-v$K8S_VERSION"
+BIN="$OUT/bin"
+IMAGES="$OUT/images"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+PACKAGES="containerd runc containernetworking-plugins iptables conntrack debootstrap umoci skopeo buildah gcc libc6-dev"
+
+log() { echo "provision-node: $(date -u +%H:%M:%S) $*" >&2; }
+stamp() { echo "$OUT/.$1-$2"; }
+# The Kafka image also depends on its launcher scripts: a change to them rebuilds it.
+kafka_key="$KAFKA_VERSION-$(cat "$HERE"/kafka-image/bin/* | sha256sum | cut -c1-12)"
+have_all() {
+  [ -f "$(stamp packages 1)" ] && [ -f "$(stamp kube "$K8S_VERSION")" ] &&
+    [ -f "$(stamp crictl "$CRICTL_VERSION")" ] && [ -f "$(stamp coredns "$COREDNS_VERSION")" ] &&
+    [ -f "$(stamp pause "$PAUSE_VERSION")" ] && [ -f "$(stamp base "$DEBIAN_SUITE")" ] &&
+    [ -f "$(stamp kafka "$kafka_key")" ]
+}
+if have_all; then echo "$OUT"; exit 0; fi
+
+[ "$(id -u)" = 0 ] || { echo "provision-node: a node needs root (containerd, kubelet)" >&2; exit 1; }
+mkdir -p "$BIN" "$IMAGES" "$CACHE/go"
+exec 9>"$OUT/.lock"
+flock 9
+if have_all; then echo "$OUT"; exit 0; fi
+
+work="$(mktemp -d "$OUT/.work.XXXXXX")"
+cleanup() {
+  # debootstrap leaves /proc and /sys mounted in its target when it fails half-way.
+  grep -o " $work/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+packages() {
+  local missing=() p
+  for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "apt: installing ${missing[*]}"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  fi
+  touch "$(stamp packages 1)"
+}
+
+go_env() {
+  [ -x "$GO" ] || { echo "provision-node: go not found (set GO=/path/to/go)" >&2; exit 1; }
+  # The same caches as provision-k8s.sh: the kubelet shares most of its packages with the
+  # control plane, so after it this build is mostly warm.
+  export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOPATH="$CACHE/go/path"
+  export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -modcacherw -buildvcs=false"
+  export GOWORK=off GO111MODULE=on
+}
+
+build_kube() {
+  # kubelet and kube-proxy: the wrapper module of provision-k8s.sh (k/k's ./staging replaces
+  # re-pointed at the published staging modules), same version stamping.
+  local minor="${K8S_VERSION#1.}"; minor="${minor%%.*}"
+  local staging="v0.${K8S_VERSION#1.}"
+  local pkgs="k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy"
+  mkdir "$work/kube" && cd "$work/kube"
+  "$GO" mod init local/node-build >/dev/null 2>&1
+  local gomod m n=0
+  gomod="$("$GO" mod download -json "k8s.io/kubernetes@v$K8S_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  for m in $(sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod"); do
+    "$GO" mod edit -replace="$m=$m@$staging"
+    n=$((n + 1))
+  done
+  [ "$n" -gt 20 ] || { echo "provision-node: only $n staging replaces found in $gomod" >&2; exit 1; }
+  local gd
+  gd="$(sed -n 's/^godebug[[:space:]]\{1,\}//p' "$gomod" | head -1)"
+  [ -z "$gd" ] || "$GO" mod edit -godebug="$gd"
+  log "kube: resolving modules ($n staging replaces)"
+  # shellcheck disable=SC2046
+  "$GO" get $(for p in $pkgs; do printf '%s@v%s ' "$p" "$K8S_VERSION"; done) >&2
+  local ldf="-s -w" kv
+  for kv in "gitVersion=v$K8S_VERSION" "gitMajor=1" "gitMinor=$minor" "gitTreeState=clean" \
+    "gitCommit=0000000000000000000000000000000000000000" "buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; do
+    ldf="$ldf -X k8s.io/component-base/version.$kv -X k8s.io/client-go/pkg/version.$kv"
+  done
+  log "kube: building $pkgs"
+  # shellcheck disable=SC2086
+  "$GO" build -trimpath -tags selinux,notest -ldflags "$ldf" -o "$work/kube-out/" $pkgs
+  mv -f "$work/kube-out/kubelet" "$work/kube-out/kube-proxy" "$BIN/"
+  "$BIN/kubelet" --version >&2
+  rm -f "$OUT"/.kube-*
+  touch "$(stamp kube "$K8S_VERSION")"
+}
+
+go_install() {  # name package version
+  log "$1: building $2@v$3"
+  mkdir -p "$work/$1-out"
+  GOBIN="$work/$1-out" "$GO" install -trimpath -ldflags "-s -w" "$2@v$3" >&2
+  mv -f "$work/$1-out/$1" "$BIN/$1"
+  rm -f "$OUT/.$1-"*
+  touch "$(stamp "$1" "$3")"
+}
+
+# An OCI layout directory holding one image built from a root filesystem tree, saved as an
+# oci-archive named $name (what `ctr images import` and `buildah pull` read).
+rootfs_image() {  # rootfs name archive [umoci config args...]
+  local rootfs="$1" name="$2" archive="$3"; shift 3
+  local layout="$work/layout-$(basename "$archive" .tar)"
+  umoci init --layout "$layout"
+  umoci new --image "$layout:img"
+  tar -C "$rootfs" --numeric-owner --xattrs -cf "$work/layer.tar" .
+  umoci raw add-layer --image "$layout:img" "$work/layer.tar"
+  rm -f "$work/layer.tar"
+  umoci config --image "$layout:img" --os linux --architecture amd64 "$@"
+  rm -f "$archive.tmp"
+  skopeo copy --quiet "oci:$layout:img" "oci-archive:$archive.tmp:$name" >&2
+  mv -f "$archive.tmp" "$archive"
+  rm -rf "$layout"
+}
+
+build_pause() {
+  # No registry serves registry.k8s.io here: compile the upstream pause.c from the module zip.
+  local src
+  src="$("$GO" mod download -json "k8s.io/kubernetes@v$K8S_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')/build/pause/linux/pause.c"
+  mkdir -p "$work/pause"
+  gcc -Os -static -s -DVERSION="v$PAUSE_VERSION" -o "$work/pause/pause" "$src"
+  rootfs_image "$work/pause" "localhost/pause:$PAUSE_VERSION" "$IMAGES/pause.tar" \
+    --config.entrypoint /pause --config.user 65535:65535
+  rm -f "$OUT"/.pause-*
+  touch "$(stamp pause "$PAUSE_VERSION")"
+}
+
+debootstrap_rootfs() {  # dir packages
+  mkdir -p "$CACHE/debs"
+  debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$2" \
+    "$DEBIAN_SUITE" "$1" "$DEBIAN_MIRROR" >&2
+  chroot "$1" apt-get clean
+  rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/debconf/*-old "$1"/var/log/*.log \
+    "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/info/*
+}
+
+build_base() {
+  # The base services/Dockerfile builds on here (PYTHON_IMAGE): Debian + Python 3.11, with
+  # python3-venv for ensurepip and python-is-python3 for the `python` the Dockerfile calls.
+  log "base: debootstrap $DEBIAN_SUITE + python3"
+  debootstrap_rootfs "$work/base" python3,python3-venv,python-is-python3,ca-certificates
+  rootfs_image "$work/base" "localhost/debian-python:$DEBIAN_SUITE" "$IMAGES/debian-python.tar" \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --config.env LANG=C.UTF-8 --config.cmd python3
+  rm -rf "$work/base"
+  rm -f "$OUT"/.base-*
+  touch "$(stamp base "$DEBIAN_SUITE")"
+}
+
+build_kafka() {
+  # Where the official apache/kafka image cannot be pulled: the same layout (/opt/kafka/bin,
+  # /opt/kafka/libs) from Maven Central jars and Debian's JRE, so the chart's command runs as is.
+  local kafka_home
+  kafka_home="$(bash "$HERE/provision-kafka.sh" | tail -n 1)"
+  log "kafka: debootstrap $DEBIAN_SUITE + JRE"
+  debootstrap_rootfs "$work/kafka" openjdk-17-jre-headless
+  mkdir -p "$work/kafka/opt/kafka/bin"
+  cp -r "$kafka_home/libs" "$work/kafka/opt/kafka/libs"
+  install -m 0755 "$HERE"/kafka-image/bin/* "$work/kafka/opt/kafka/bin/"
+  rootfs_image "$work/kafka" "localhost/volatility-kafka:$KAFKA_VERSION" "$IMAGES/kafka.tar" \
+    --config.env PATH=/opt/kafka/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --config.env LANG=C.UTF-8 --config.user 1000:1000 --config.workingdir /opt/kafka \
+    --config.cmd /opt/kafka/bin/kafka-server-start.sh
+  rm -rf "$work/kafka"
+  rm -f "$OUT"/.kafka-*
+  touch "$(stamp kafka "$kafka_key")"
+}
+
+# Optional arguments pick parts (`packages`, `images`, `binaries`); the default is all of them.
+parts=" ${*:-packages images binaries} "
+want() { [[ "$parts" == *" $1 "* ]]; }
+start=$SECONDS
+[ -f "$(stamp packages 1)" ] || packages
+log "packages done after $((SECONDS - start))s"
+go_env
+if want images; then
+  [ -f "$(stamp pause "$PAUSE_VERSION")" ] || (build_pause)
+  [ -f "$(stamp base "$DEBIAN_SUITE")" ] || (build_base)
+  log "base image done after $((SECONDS - start))s"
+  [ -f "$(stamp kafka "$kafka_key")" ] || (build_kafka)
+  log "kafka image done after $((SECONDS - start))s"
+fi
+if want binaries; then
+  [ -f "$(stamp crictl "$CRICTL_VERSION")" ] ||
+    (go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION")
+  [ -f "$(stamp kube "$K8S_VERSION")" ] || (build_kube)
+  log "kubelet, kube-proxy done after $((SECONDS - start))s"
+  [ -f "$(stamp coredns "$COREDNS_VERSION")" ] ||
+    (go_install coredns github.com/coredns/coredns "$COREDNS_VERSION")
+fi
+log "done after $((SECONDS - start))s"
+echo "$OUT"
