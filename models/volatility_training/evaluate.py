@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from volatility.scoring.quality import average_precision, best_f1_threshold, roc_auc, score
 from volatility_training.baseline import BaselineRule
 from volatility_training.candidates import Candidate, candidate, fit
 from volatility_training.dataset import Dataset
 from volatility_training.labels import LabelSpec, label_dataset
 from volatility_training.leakage import check_labels, check_split
-from volatility_training.metrics import average_precision, best_f1_threshold, roc_auc, score
 from volatility_training.split import session_folds
 
 BASELINE = "baseline"

@@ -15,46 +15,37 @@ busy one each have spikes of their own, instead of one session being all spikes.
 
 A row is a spike when its forward volatility is strictly above its regime level. A row without a
 complete horizon after it, or without ``R`` seconds of history before it, has no label (NaN).
-Nothing is fitted: the same rule labels training, evaluation and live data.
+Nothing is fitted: the same rule (`volatility.scoring.target`) labels training, evaluation and
+live data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from volatility.features.spec import WINDOWS
+from volatility.scoring.target import (
+    DEFAULT_HORIZON,
+    DEFAULT_QUANTILE,
+    DEFAULT_REGIME_SECONDS,
+    MIN_REGIME_SECONDS,
+    LabelSpec,
+    regime_levels,
+    spike_labels,
+)
 from volatility_training.dataset import Dataset
 
-DEFAULT_HORIZON = 60
-DEFAULT_QUANTILE = 0.9
-DEFAULT_REGIME_SECONDS = 600
-MIN_REGIME_SECONDS = 600
-
-
-@dataclass(frozen=True)
-class LabelSpec:
-    horizon: int = DEFAULT_HORIZON
-    quantile: float = DEFAULT_QUANTILE
-    regime_seconds: int = DEFAULT_REGIME_SECONDS
-
-    def __post_init__(self) -> None:
-        if self.horizon not in WINDOWS:
-            raise ValueError(f"horizon must be one of the engine windows {WINDOWS}: {self.horizon}")
-        if not 0.0 < self.quantile < 1.0:
-            raise ValueError(f"quantile must be in (0, 1), got {self.quantile}")
-        if self.regime_seconds < max(MIN_REGIME_SECONDS, 2 * self.horizon):
-            raise ValueError(
-                f"regime_seconds must be at least {max(MIN_REGIME_SECONDS, 2 * self.horizon)} "
-                f"(10 minutes and two horizons), got {self.regime_seconds}"
-            )
-
-    @property
-    def feature(self) -> str:
-        """The engine feature that, read at t + horizon, is the forward quantity at t."""
-        return f"rv_{self.horizon}s"
+__all__ = [
+    "DEFAULT_HORIZON",
+    "DEFAULT_QUANTILE",
+    "DEFAULT_REGIME_SECONDS",
+    "MIN_REGIME_SECONDS",
+    "LabelSpec",
+    "forward_volatility",
+    "label_dataset",
+    "regime_level",
+    "row_at_offset",
+    "spike_labels",
+]
 
 
 def row_at_offset(ds: Dataset, offset: int) -> np.ndarray:
@@ -78,8 +69,7 @@ def forward_volatility(ds: Dataset, horizon: int = DEFAULT_HORIZON) -> np.ndarra
 
 
 def regime_level(ds: Dataset, spec: LabelSpec) -> np.ndarray:
-    """Per row, the ``quantile`` of ``rv_{horizon}s`` over the last ``regime_seconds`` rows of
-    its history (the row itself included); NaN until the history is that long.
+    """Per row, the regime level of its history (see `volatility.scoring.target`).
 
     Inside a history the engine emits every whole second, so R consecutive rows are the seconds
     ``(t - R, t]``.
@@ -88,18 +78,8 @@ def regime_level(ds: Dataset, spec: LabelSpec) -> np.ndarray:
     out = np.full(len(ds), np.nan)
     for history in np.unique(ds.histories):
         rows = np.flatnonzero(ds.histories == history)
-        if len(rows) < spec.regime_seconds:
-            continue
-        windows = sliding_window_view(rv[rows], spec.regime_seconds)
-        out[rows[spec.regime_seconds - 1 :]] = np.quantile(windows, spec.quantile, axis=1)
+        out[rows] = regime_levels(rv[rows], spec)
     return out
-
-
-def spike_labels(forward: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """1.0 (spike), 0.0 (calm) or NaN (no forward window, or not enough past)."""
-    labels = np.where(forward > level, 1.0, 0.0)
-    labels[np.isnan(forward) | np.isnan(level)] = np.nan
-    return labels
 
 
 def label_dataset(ds: Dataset, spec: LabelSpec) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from volatility_training.metrics import pr_curve, reliability
+from volatility.scoring.quality import pr_curve, reliability
 
 _METADATA = {"Software": None}  # keep the PNGs free of version strings
 

@@ -21,6 +21,7 @@ import numpy as np
 from volatility.features.spec import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from volatility.names import VariantName
 from volatility.scoring.contract import MODEL_FILE, ModelContract
+from volatility.scoring.drift import reference_from_features
 from volatility_training.baseline import BASELINE_FEATURE, EPS, BaselineRule
 from volatility_training.candidates import CANDIDATES, Candidate, fit
 from volatility_training.dataset import Dataset, build_dataset, file_sha256, iso_utc
@@ -106,6 +107,11 @@ def _train(
     step(f"fit final {chosen.name}")
 
     files = training_files(ds, labels)
+    # What the stream should look like: every vector of each product, labelled or not.
+    distribution = {
+        str(p): reference_from_features(ds.features[ds.products == p]).to_json()
+        for p in sorted(set(ds.products.tolist()))
+    }
     setup = {
         "method": (
             "nested leave-one-session-out: the outer loop tests each session on models fitted "
@@ -157,6 +163,7 @@ def _train(
             label_quantile=spec.quantile,
             label_regime_seconds=float(spec.regime_seconds),
             extra={**common_extra, "estimator": estimator, "parameters": params},
+            training_distribution=distribution,
         )
         metadata = contract.to_metadata()
         if variant == BASELINE:

@@ -31,6 +31,7 @@ META_HORIZON = "horizon_seconds"
 META_LABEL_QUANTILE = "label_quantile"
 META_LABEL_REGIME = "label_regime_seconds"
 META_EXTRA = "extra"
+META_TRAINING_DISTRIBUTION = "training_distribution"
 
 
 class ModelContractError(ValueError):
@@ -51,6 +52,8 @@ class ModelContract:
     label_quantile: float
     label_regime_seconds: float
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Per product, the training rows' feature distribution (`volatility.scoring.drift`).
+    training_distribution: Mapping[str, Any] = field(default_factory=dict)
 
     def to_metadata(self) -> dict[str, str]:
         return {
@@ -63,6 +66,7 @@ class ModelContract:
             META_LABEL_QUANTILE: repr(self.label_quantile),
             META_LABEL_REGIME: repr(self.label_regime_seconds),
             META_EXTRA: json.dumps(dict(self.extra), sort_keys=True),
+            META_TRAINING_DISTRIBUTION: json.dumps(dict(self.training_distribution)),
         }
 
     @classmethod
@@ -86,6 +90,7 @@ class ModelContract:
         try:
             names = json.loads(meta[META_FEATURE_NAMES])
             extra = json.loads(meta.get(META_EXTRA, "{}"))
+            distribution = json.loads(meta.get(META_TRAINING_DISTRIBUTION, "{}"))
             return cls(
                 variant=variant,
                 version=meta[META_VERSION],
@@ -96,6 +101,7 @@ class ModelContract:
                 label_quantile=float(meta.get(META_LABEL_QUANTILE, "nan")),
                 label_regime_seconds=float(meta.get(META_LABEL_REGIME, "nan")),
                 extra=extra,
+                training_distribution=distribution,
             )
         except (ValueError, TypeError, AttributeError) as exc:
             raise ModelContractError(f"{source}: malformed metadata: {exc}") from exc

@@ -1,4 +1,4 @@
-"""Scores of spike probabilities against labels, in numpy (evaluation needs no scikit-learn).
+"""Scores of spike probabilities against labels, in numpy: offline evaluation and live quality.
 
 PR-AUC is the average precision (precision at each distinct score threshold weighted by the
 recall it adds, the step-wise area, without interpolation); ROC-AUC is the Mann-Whitney

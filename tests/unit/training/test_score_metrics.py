@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from volatility_training.metrics import (
+from volatility.scoring.quality import (
     average_precision,
     best_f1_threshold,
     expected_calibration_error,
