@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-local
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test infra lint bench bench-api bench-operator train venv clean
+.PHONY: help run test infra lint bench bench-api bench-operator train dashboards venv clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench-operator: $(STAMP) ## Time kubectl apply of a ModelVariant to Ready and to
 
 train: $(STAMP) ## Rebuild the shipped models and model cards in models/artifacts from ../shared/data/coinbase
 	$(BIN)/volatility train --data ../shared/data/coinbase --out models/artifacts --seed 0
+
+dashboards: $(STAMP) ## Regenerate the chart's Grafana dashboards (charts/volatility/dashboards) from tools/dashboards.py
+	$(BIN)/python -m tools.dashboards
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -352,20 +352,20 @@ def test_monitoring_scenario_and_dashboard(helm: str) -> None:
     (rule,) = by_kind(docs, "PrometheusRule").values()
     exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
     assert all("volatility_" in e or e.startswith("up{") for e in exprs), exprs
-    (dashboard_cm,) = (
+    dashboard_cms = [
         d
         for d in docs
         if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]
-    )
-    assert dashboard_cm["metadata"]["labels"]["grafana_dashboard"] == "1"
-    (payload,) = dashboard_cm["data"].values()
-    dashboard = json.loads(payload)
-    titles = {p["title"] for p in dashboard["panels"]}
-    assert {"Ticks per second", "Predictions per second", "Spike rate", "API latency p99"} <= titles
-    for panel in dashboard["panels"]:
-        for target in panel["targets"]:
-            metrics = re.findall(r"\b([a-z_]+)(?:\{|\[)", target["expr"])
-            assert metrics and all(m.startswith("volatility_") for m in metrics), target["expr"]
+    ]
+    assert len(dashboard_cms) == len(list((CHART / "dashboards").glob("*.json"))) >= 4
+    for dashboard_cm in dashboard_cms:
+        assert dashboard_cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert dashboard_cm["metadata"]["annotations"]["grafana_folder"] == "Volatility"
+        (payload,) = dashboard_cm["data"].values()
+        for panel in json.loads(payload)["panels"]:
+            for target in panel.get("targets", []):
+                metrics = re.findall(r"\b([a-z0-9_:]+)(?:\{|\[)", target["expr"])
+                assert metrics and all("volatility_" in m for m in metrics), target["expr"]
 
 
 def test_service_monitors_follow_the_cluster_capabilities(helm: str) -> None:
