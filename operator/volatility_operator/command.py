@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -102,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     )
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=args.verbose, log_format=log_format)
+    if not args.verbose:
+        # kopf logs every successful handler call; the operator logs what it decides.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(
         registry=handlers.REGISTRY,
         standalone=True,  # one replica (Recreate): no peering objects, no peering RBAC

@@ -46,6 +46,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     config: OperatorConfig = memo.config
     # Events are posted explicitly, one per transition, not for every log line.
     settings.posting.enabled = False
+    # One namespace and a CRD installed before the operator: no need to watch Namespaces and
+    # CRDs cluster-wide (which would need a ClusterRole).
+    settings.scanning.disabled = True
     # The API server ends each watch after this long and kopf opens a new one, so a silently
     # dead connection is replaced within this time (the liveness probe catches the rest).
     settings.watching.server_timeout = 120
@@ -111,6 +114,7 @@ class ResourceState:
 
     tracker: autorollback.BreachTracker = field(default_factory=autorollback.BreachTracker)
     sampled_at: float | None = None
+    invalid_generation: int | None = None
 
 
 async def _signals_hold(
@@ -142,12 +146,14 @@ async def reconcile(name: str, memo: kopf.Memo, state: ResourceState, logger: Lo
     body = await asyncio.to_thread(kube.resource, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return False
+    generation = int(body["metadata"].get("generation", 0))
     try:
         spec = parse_spec(body.get("spec") or {}, config.default_workloads)
     except SpecError as exc:
-        await asyncio.to_thread(kube.post_event, body, "Warning", "InvalidSpec", str(exc))
+        if state.invalid_generation != generation:  # one Event per spec, not one per look
+            state.invalid_generation = generation
+            await asyncio.to_thread(kube.post_event, body, "Warning", "InvalidSpec", str(exc))
         return False
-    generation = int(body["metadata"].get("generation", 0))
     status = parse_status(body.get("status"))
     hold = await _signals_hold(state, config, spec, body, logger)
     if hold is not None:

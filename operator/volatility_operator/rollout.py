@@ -89,7 +89,10 @@ def _start(
         change_started=now,
         change_trigger=trigger,
     )
-    note = f"switching from {previous or 'nothing'} to {desired} ({reason}, {trigger})"
+    if previous == desired:
+        note = f"following the workloads, which run {desired} already"
+    else:
+        note = f"switching from {previous or 'nothing'} to {desired} ({reason}, {trigger})"
     return started, Event("Normal", REASON_SWITCHING, note)
 
 

@@ -141,6 +141,23 @@ def test_the_release_model_variant_becomes_ready_on_what_the_chart_started(
     assert listed.split("\n")[1].split()[:5] == [NAME, "baseline", "baseline", "Ready", "True"]
 
 
+def test_kubectl_explain_describes_the_fields(kube: Kube, release: Release) -> None:
+    spec = kube.kubectl("explain", "mv.spec").stdout
+    assert "The desired state." in spec
+    for field in (
+        "variant",
+        "modelVersion",
+        "workloads",
+        "progressDeadlineSeconds",
+        "autoRollback",
+    ):
+        assert field in spec, field
+    auto = kube.kubectl("explain", "modelvariants.spec.autoRollback.clearRatio").stdout
+    assert "Hysteresis" in auto
+    status = kube.kubectl("explain", "mv.status.history").stdout
+    assert "The last switches of the serving variant" in status
+
+
 def test_apply_switches_to_ml_and_back_with_one_rollout_each(release: Release) -> None:
     release.ready_on("baseline")
     for variant in ("ml", "baseline"):
