@@ -197,28 +197,41 @@ def _load() -> float:
 
 
 def run_all(
-    command: list[str], cpus: set[int] | None, scenarios: list[Scenario], bodies: dict[str, Request]
-) -> dict[str, dict[str, Any]]:
-    port = _free_port()
+    commands: dict[str, list[str]],
+    cpus: set[int] | None,
+    scenarios: list[Scenario],
+    bodies: dict[str, Request],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every scenario against every server, one after the other per scenario (the API, then the
+    floor), so that each comparison is made under the same load of the machine."""
     host = "127.0.0.1"
-    server = Server([*command, "--port", str(port)], cpus)
-    results: dict[str, dict[str, Any]] = {}
+    servers: dict[str, tuple[Server, int, dict[str, bytes]]] = {}
+    results: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in commands}
     try:
-        server.wait_ready(timeout=60)
-        raw = {
-            k: loadgen.build_request(host, port, r.path, r.body, r.headers)
-            for k, r in bodies.items()
-        }
-        # Warm-up: code paths, allocator, onnxruntime arenas.
-        _run(lambda: loadgen.saturate(host, port, raw["single"], 2.0, 16))
-        _run(lambda: loadgen.saturate(host, port, raw["batch"], 1.0, 2))
+        for name, command in commands.items():
+            port = _free_port()
+            server = Server([*command, "--port", str(port)], cpus)
+            server.wait_ready(timeout=60)
+            raw = {
+                k: loadgen.build_request(host, port, r.path, r.body, r.headers)
+                for k, r in bodies.items()
+            }
+            servers[name] = (server, port, raw)
+            # Warm-up: code paths, allocator, onnxruntime arenas.
+            _run(_load_factory(host, port, raw["single"], Scenario("warm", "", "saturate", 0, 2.0)))
+            _run(
+                _load_factory(host, port, raw["batch"], Scenario("warm", "", "saturate", 0, 1.0, 2))
+            )
         for s in scenarios:
-            request = raw[s.request]
-            before = _load()
-            outcome = _run(_load_factory(host, port, request, s))
-            results[s.name] = _summary(s, outcome, bodies[s.request].rows, (before, _load()))
+            for name, (_, port, raw) in servers.items():
+                before = _load()
+                outcome = _run(_load_factory(host, port, raw[s.request], s))
+                results[name][s.name] = _summary(
+                    s, outcome, bodies[s.request].rows, (before, _load())
+                )
     finally:
-        server.stop()
+        for server, _, _ in servers.values():
+            server.stop()
     return results
 
 
@@ -332,12 +345,14 @@ def main(argv: list[str] | None = None) -> int:
     load_before = _load()
     api_command = [sys.executable, "-m", "volatility.api", "--host", "127.0.0.1"]
     floor_command = [sys.executable, "-m", "tests.benchmarks.api_floor", "--host", "127.0.0.1"]
-    print("API (volatility serve):", flush=True)
-    api = run_all(api_command, server_cpus, scenarios, bodies)
-    floor: dict[str, dict[str, Any]] = {}
+    commands = {"api": api_command}
     if not args.no_floor:
-        floor = run_all(floor_command, server_cpus, scenarios, bodies)
+        commands["floor"] = floor_command
+    measured = run_all(commands, server_cpus, scenarios, bodies)
+    api, floor = measured["api"], measured.get("floor", {})
+    if floor:
         compare(api, floor)
+    print("API (volatility serve), beside the floor (the same server stack, a fixed answer):")
     for name, result in api.items():
         _print(name, result)
     goal = targets(api)

@@ -19,12 +19,8 @@ from volatility.settings import DEFAULT_MODEL_DIR
 
 @contextmanager
 def api_on(bootstrap: str, topic: str) -> Iterator[ServeProcess]:
-    env = {
-        "API_PREDICTIONS_SOURCE": "kafka",
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_TOPIC_PREDICTIONS": topic,
-    }
-    with serve(DEFAULT_MODEL_DIR, env=env) as process:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PREDICTIONS": topic}
+    with serve(DEFAULT_MODEL_DIR, "--predictions", "kafka", env=env) as process:
         yield process
 
 
@@ -97,3 +93,22 @@ def test_broker_outage_then_recovery(kafka_broker: KafkaBroker, kafka_topics: To
             timeout=90,
             what="a prediction published after the broker came back",
         )
+
+
+def test_every_replica_sees_every_product(
+    kafka_broker: KafkaBroker, kafka_topics: TopicFactory
+) -> None:
+    """Two API processes on one topic of several partitions: a group each, all products each."""
+    topic = kafka_topics(partitions=3)
+    products = [f"P{i}-USD" for i in range(6)]  # keys spread over the three partitions
+    with (
+        api_on(kafka_broker.bootstrap_servers, topic) as first,
+        api_on(kafka_broker.bootstrap_servers, topic) as second,
+    ):
+        publish(kafka_broker, topic, *(prediction(p, 0.1 * i) for i, p in enumerate(products)))
+        for api in (first, second):
+
+            def sees_all(url: str = api.url) -> bool:
+                return {p["product_id"] for p in latest(url)["predictions"]} == set(products)
+
+            wait_until(sees_all, what=f"every product at {api.url}")

@@ -31,6 +31,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--variant-file",
         help="file naming the active variant, watched for changes (MODEL_VARIANT_FILE)",
     )
+    parser.add_argument(
+        "--predictions",
+        choices=("none", "kafka"),
+        help="serve the pipeline's predictions (/predictions/*) from the Kafka topic "
+        "(KAFKA_BOOTSTRAP_SERVERS); default: API_PREDICTIONS_SOURCE or none",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request")
 
 
@@ -45,6 +51,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ("MODEL_VARIANT", args.variant),
         ("MODEL_DIR", args.model_dir),
         ("MODEL_VARIANT_FILE", args.variant_file),
+        ("API_PREDICTIONS_SOURCE", args.predictions),
     ):
         if value:
             os.environ[env] = value
