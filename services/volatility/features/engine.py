@@ -90,6 +90,7 @@ class _ProductState:
         "b_ss2",
         "cur",
         "last_mid",
+        "last_sec",
         "last_spread",
         "last_tick",
         "last_time",
@@ -124,6 +125,7 @@ class _ProductState:
         self.last_mid = math.nan
         self.last_spread = math.nan
         self.last_time = -math.inf
+        self.last_sec = start  # floor(last_time) once a tick was taken
         # The ticks taken at last_time, to spot duplicate deliveries: the last one, and the
         # others when several share that time.
         self.last_tick: Tick | None = None
@@ -244,15 +246,21 @@ class _ProductState:
             self._resync(b)
 
     def _resync(self, b: int) -> None:
+        # Counts are integers, exact already; only the float sums are recomputed.
         for k, w in enumerate(WINDOWS):
-            idx = [j % _RING for j in range(max(self.start, b - w + 1), b + 1)]
-            self.w_n[k] = sum(self.r_n[j] for j in idx)
-            self.w_nr[k] = sum(self.r_nr[j] for j in idx)
-            self.w_nz[k] = sum(self.r_nz[j] for j in idx)
-            self.w_sr[k] = math.fsum(self.r_sr[j] for j in idx)
-            self.w_sr2[k] = math.fsum(self.r_sr2[j] for j in idx)
-            self.w_ss[k] = math.fsum(self.r_ss[j] for j in idx)
-            self.w_ss2[k] = math.fsum(self.r_ss2[j] for j in idx)
+            lo, hi = max(self.start, b - w + 1) % _RING, b % _RING
+            if lo <= hi:
+                cut = slice(lo, hi + 1)
+                self.w_sr[k] = math.fsum(self.r_sr[cut])
+                self.w_sr2[k] = math.fsum(self.r_sr2[cut])
+                self.w_ss[k] = math.fsum(self.r_ss[cut])
+                self.w_ss2[k] = math.fsum(self.r_ss2[cut])
+            else:  # the window wraps around the ring
+                head, tail = slice(lo, None), slice(0, hi + 1)
+                self.w_sr[k] = math.fsum(self.r_sr[head] + self.r_sr[tail])
+                self.w_sr2[k] = math.fsum(self.r_sr2[head] + self.r_sr2[tail])
+                self.w_ss[k] = math.fsum(self.r_ss[head] + self.r_ss[tail])
+                self.w_ss2[k] = math.fsum(self.r_ss2[head] + self.r_ss2[tail])
 
     def _vector(self, t: int) -> FeatureVector:
         age = t - self.start
@@ -340,11 +348,18 @@ class FeatureEngine:
         out = _NO_VECTORS
         state = self._states.get(tick.product_id)
         if state is not None:
-            last = state.last_time
-            if t < last or sec < state.cur:
+            if sec < state.cur:
                 stats.late_ticks += 1
                 return LATE
-            if t == last:
+            last = state.last_time
+            if t > last:
+                state.last_tick = tick
+                if state.same_time is not None:
+                    state.same_time = None
+            elif t < last:
+                stats.late_ticks += 1
+                return LATE
+            else:
                 if _same(state.last_tick, tick):
                     stats.duplicate_ticks += 1
                     return DUPLICATE
@@ -357,11 +372,8 @@ class FeatureEngine:
                         return DUPLICATE
                 if len(same) < _MAX_SAME_TIME:
                     same.append(tick)
-            else:
-                state.last_tick = tick
-                state.same_time = None
             # The gap is measured from the last tick: a watermark may have moved ``cur`` on.
-            if sec - math.floor(last) > MAX_GAP_SECONDS:
+            if sec - state.last_sec > MAX_GAP_SECONDS:
                 self._restart(tick.product_id)
                 state = None
             elif sec > state.cur:
@@ -371,6 +383,7 @@ class FeatureEngine:
         if state is None:
             state = self._states[tick.product_id] = _ProductState(tick.product_id, sec)
             state.last_tick = tick
+        state.last_sec = sec
         bid, ask = tick.best_bid, tick.best_ask
         mid = 0.5 * (bid + ask)
         state.add(t, mid, (ask - bid) / mid * 1e4)
@@ -385,7 +398,7 @@ class FeatureEngine:
         state = self._states.get(product_id)
         if state is None:
             return []
-        boundary = min(math.floor(watermark), math.floor(state.last_time) + MAX_GAP_SECONDS)
+        boundary = min(math.floor(watermark), state.last_sec + MAX_GAP_SECONDS)
         if boundary <= state.cur:
             return []
         out: list[FeatureVector] = []
