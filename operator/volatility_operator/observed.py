@@ -133,6 +133,9 @@ def progress(w: WorkloadView, variant: VariantName, version: str | None) -> Prog
         report = pod.report
         if report is None and any(p.report is not None for p in serving):
             return Progress(False, f"{w.name}: pod {pod.name} not probed yet")
+        if report is None and version is not None:
+            # Only the pods know which version they loaded.
+            return Progress(False, f"{w.name}: modelVersion {version} needs --probe-pods")
         if report is None:
             continue
         if report.error is not None:

@@ -300,6 +300,26 @@ def test_a_change_that_cannot_finish_is_reverted_and_reported_degraded(
     release.ready_on("ml")
 
 
+def test_a_model_version_no_pod_confirms_is_reverted(release: Release) -> None:
+    # Here no pod can be asked (kwok runs no containers), so no version is ever confirmed:
+    # the path a version the image does not ship takes on real pods.
+    release.apply({"variant": "baseline"})
+    release.ready_on("baseline")
+    release.apply({"variant": "ml", "modelVersion": "9.9.9", "progressDeadlineSeconds": 5})
+    obj = release.wait(
+        lambda o: (
+            (o.get("status") or {}).get("phase") == "Degraded"
+            and o["status"].get("variant") == "baseline"
+            and o["status"].get("observedGeneration") == o["metadata"]["generation"]
+        ),
+        "the revert of an unconfirmed version",
+    )
+    assert "modelVersion 9.9.9" in obj["status"]["hold"]["message"]
+    assert {release.template_variant(r) for r in WORKLOADS} == {"baseline"}
+    release.apply({"variant": "baseline"})
+    release.ready_on("baseline")
+
+
 def test_the_operator_killed_in_the_middle_of_a_change_finishes_it_after_restart(
     kube: Kube, release: Release
 ) -> None:

@@ -161,3 +161,9 @@ def test_history_keeps_the_last_ten_switches() -> None:
         status = step(decide(spec(variant), gen, status, both(variant), now))
     assert len(status.history) == 10
     assert status.history[-1].target == "baseline"
+
+
+def test_a_model_version_cannot_be_confirmed_without_asking_the_pods() -> None:
+    d = decide(spec("ml", version="v2"), 1, Status(), both("ml"), T0)
+    assert d.status.phase == "Progressing"
+    assert "modelVersion v2 needs --probe-pods" in d.status.message
