@@ -318,6 +318,6 @@ def test_upgrade_of_the_model_variant_rolls_only_scorers_without_a_failed_reques
     def ml_predictions() -> bool:
         text = fetch(release.service_url("consumer", "metrics") + "/metrics")
         found = samples(text, "volatility_predictions_total")
-        return any(labels.get("variant") == "ml" and value > 0 for labels, value in found)
+        return any(labels.get("model_variant") == "ml" and value > 0 for labels, value in found)
 
     eventually(ml_predictions, "predictions of the ml variant")
