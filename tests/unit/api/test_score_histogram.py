@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from volatility.api.metrics import SCORE_BUCKETS, ScoreHistogram
+from volatility.names import LABEL_VARIANT
 
 
 def _samples(histogram: ScoreHistogram) -> dict[tuple[str, str, str], float]:
     (family,) = histogram.collect()
-    return {(s.name, s.labels["variant"], s.labels.get("le", "")): s.value for s in family.samples}
+    return {
+        (s.name, s.labels[LABEL_VARIANT], s.labels.get("le", "")): s.value for s in family.samples
+    }
 
 
 def test_one_at_a_time_equals_batch() -> None:
