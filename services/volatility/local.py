@@ -157,6 +157,8 @@ class EmbeddedPipeline:
         """``max_skew`` bounds how far exchange timestamps may be from the wall clock (None: no
         bound, for simulated feeds whose clock runs at another speed or in the past)."""
         from volatility.bus.memory import MemoryBus
+        from volatility.monitoring import ModelMonitor
+        from volatility.names import VARIANTS
         from volatility.recent import RecentPredictions
         from volatility.runtime import Health
         from volatility.scoring.model import Model
@@ -169,6 +171,9 @@ class EmbeddedPipeline:
         self.stop_event = threading.Event()
         self.model = Model.load(model_dir, variant)
         self.stage = ScoreStage(self.model)
+        # The other variant scores every vector too (shadow); both are followed live.
+        self.shadow_model = Model.load(model_dir, next(v for v in VARIANTS if v != variant))
+        self.monitor = ModelMonitor(self.model.contract, self.shadow_model.contract)
         self.recent: RecentPredictions = RecentPredictions()
         self.health = {name: Health() for name in ("ingest", "featurizer", "consumer")}
         self.tick_source = tick_source
@@ -183,7 +188,7 @@ class EmbeddedPipeline:
         from volatility.exchange.client import ClientConfig, ExchangeClient
         from volatility.feed_monitor import FeedMonitor
         from volatility.loops import TickPublisher, run_consumer, run_featurizer
-        from volatility.stages import FeaturizeStage
+        from volatility.stages import FeaturizeStage, ScoreStage
 
         publisher = TickPublisher(self.bus, products=self.products, max_skew=self.max_skew)
 
@@ -223,6 +228,8 @@ class EmbeddedPipeline:
             self.health["consumer"],
             on_prediction=on_prediction,
             poll_timeout=0.2,
+            shadow=ScoreStage(self.shadow_model),
+            monitor=self.monitor,
         )
         for health in (self.health["featurizer"], self.health["consumer"]):
             deadline = time.monotonic() + 10

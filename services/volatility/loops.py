@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from volatility import metrics
 from volatility.bus import Bus, Message
@@ -25,6 +26,7 @@ from volatility.features import FeatureVector
 from volatility.messages import (
     MessageError,
     Prediction,
+    Shadow,
     decode_features_batch,
     decode_tick_batch,
     encode_features_batch,
@@ -36,6 +38,9 @@ from volatility.runtime import Health
 from volatility.settings import TopicSettings
 from volatility.stages import LATE, FeaturizeStage, ScoreStage, TracedVector
 from volatility.ticks import StreamRecord, Tick
+
+if TYPE_CHECKING:
+    from volatility.monitoring import ModelMonitor
 from volatility.watermarks import ExchangeClock
 
 log = logging.getLogger(__name__)
@@ -318,13 +323,18 @@ def run_consumer(
     poll_timeout: float = 0.5,
     topics: TopicSettings | None = None,
     lag_interval: float = 5.0,
+    shadow: ScoreStage | None = None,
+    monitor: ModelMonitor | None = None,
 ) -> None:
+    """Score feature vectors with ``stage``'s model and publish predictions; with ``shadow``,
+    each prediction also carries the other variant's score, and ``monitor`` follows both."""
     import numpy as np
 
     topics = topics or _DEFAULT_TOPICS
     service = "consumer"
     contract = stage.model.contract
     variant, version, threshold = contract.variant, contract.version, contract.threshold
+    shadow_contract = shadow.model.contract if shadow is not None else None
     metrics.MODEL_INFO.labels(service, variant, version).set(1)
     out_topic, dlq = topics.topic_predictions, topics.topic_deadletter
     out_counter = metrics.MESSAGES_OUT.labels(service, out_topic)
@@ -341,6 +351,9 @@ def run_consumer(
         scores = stage.score_matrix(decoded.matrix)
         score_list: list[float] = scores.tolist()
         pids = decoded.product_ids
+        shadow_list: list[float] | None = None
+        if shadow is not None:
+            shadow_list = shadow.score_matrix(decoded.matrix).tolist()
         docs = encode_predictions(
             pids,
             decoded.event_times,
@@ -349,6 +362,9 @@ def run_consumer(
             variant=variant,
             model_version=version,
             threshold=threshold,
+            shadow_scores=shadow_list,
+            shadow_variant=shadow_contract.variant if shadow_contract else "",
+            shadow_threshold=shadow_contract.threshold if shadow_contract else 0.5,
         )
         bus.publish_many(out_topic, list(zip(pids, docs, strict=True)))
         produced_at = time.time()
@@ -359,11 +375,17 @@ def run_consumer(
         for product, count in spikes.items():
             metrics.SPIKES.labels(product, variant).inc(count)
         score_hist.observe_many(scores)
+        if monitor is not None:
+            given: dict[str, Sequence[float]] = {variant: score_list}
+            if shadow_list is not None and shadow_contract is not None:
+                given[shadow_contract.variant] = shadow_list
+            monitor.observe(pids, decoded.event_times, decoded.matrix, given)
         e2e_hist.observe_many(produced_at - np.asarray(decoded.event_times))
         tick_hist.observe_many(produced_at - np.asarray(decoded.trigger_times))
         if on_prediction is not None:
-            for pid, t, s, trig in zip(
-                pids, decoded.event_times, score_list, decoded.trigger_times, strict=True
+            others = shadow_list if shadow_list is not None else [None] * len(score_list)
+            for pid, t, s, trig, other in zip(
+                pids, decoded.event_times, score_list, decoded.trigger_times, others, strict=True
             ):
                 on_prediction(
                     Prediction(
@@ -375,6 +397,11 @@ def run_consumer(
                         version,
                         threshold,
                         None if trig != trig else trig,
+                        None
+                        if other is None or shadow_contract is None
+                        else Shadow(
+                            shadow_contract.variant, other, other >= shadow_contract.threshold
+                        ),
                     )
                 )
 

@@ -51,6 +51,8 @@ class Prediction:
     model_version: str
     threshold: float
     trigger_time: float | None = None
+    # The other variant's view of the same vector, scored beside it without serving.
+    shadow: Shadow | None = None
 
     def as_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -64,7 +66,19 @@ class Prediction:
         }
         if self.trigger_time is not None:
             doc["trigger_time"] = self.trigger_time
+        if self.shadow is not None:
+            doc["shadow"] = self.shadow.as_dict()
         return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Shadow:
+    variant: str
+    score: float
+    spike: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"variant": self.variant, "score": self.score, "spike": self.spike}
 
 
 def _parse(data: bytes) -> Any:
@@ -462,6 +476,9 @@ def encode_predictions(
     variant: str,
     model_version: str,
     threshold: float,
+    shadow_scores: Sequence[float] | None = None,
+    shadow_variant: str = "",
+    shadow_threshold: float = 0.5,
 ) -> list[bytes]:
     """The documents of a scored batch, byte-for-byte what :func:`encode_prediction` writes."""
     tail_spike = (
@@ -470,8 +487,14 @@ def encode_predictions(
     )
     tail_calm = tail_spike.replace('"spike":true', '"spike":false', 1)
     out: list[bytes] = []
-    for pid, t, score, trigger in zip(product_ids, event_times, scores, trigger_times, strict=True):
-        if not (-_INF < score < _INF and -_INF < t < _INF):
+    shadows = shadow_scores if shadow_scores is not None else [None] * len(scores)
+    shadow_head = f',"shadow":{{"variant":{_json_string(shadow_variant)},"score":'
+    for pid, t, score, trigger, other in zip(
+        product_ids, event_times, scores, trigger_times, shadows, strict=True
+    ):
+        if not (-_INF < score < _INF and -_INF < t < _INF) or (
+            other is not None and not -_INF < other < _INF
+        ):
             out.append(
                 encode_prediction(
                     Prediction(
@@ -483,6 +506,9 @@ def encode_predictions(
                         model_version,
                         threshold,
                         None if trigger != trigger else trigger,
+                        None
+                        if other is None
+                        else Shadow(shadow_variant, other, other >= shadow_threshold),
                     )
                 )
             )
@@ -493,6 +519,9 @@ def encode_predictions(
         )
         if trigger == trigger:  # not NaN
             text += f',"trigger_time":{trigger!r}'
+        if other is not None:
+            flag = "true" if other >= shadow_threshold else "false"
+            text += f'{shadow_head}{other!r},"spike":{flag}}}'
         out.append((text + "}").encode())
     return out
 
@@ -511,4 +540,17 @@ def decode_prediction(data: bytes) -> Prediction:
         model_version=_string(doc, "model_version"),
         threshold=_number(doc, "threshold"),
         trigger_time=_optional_time(doc, "trigger_time"),
+        shadow=_optional_shadow(doc),
     )
+
+
+def _optional_shadow(doc: dict[str, Any]) -> Shadow | None:
+    shadow = doc.get("shadow")
+    if shadow is None:
+        return None
+    if not isinstance(shadow, dict):
+        raise MessageError("missing_field", "shadow")
+    spike = shadow.get("spike")
+    if not isinstance(spike, bool):
+        raise MessageError("missing_field", "shadow.spike")
+    return Shadow(_string(shadow, "variant"), _number(shadow, "score"), spike)

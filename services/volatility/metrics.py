@@ -213,6 +213,26 @@ LIVE_LABELLED = Gauge(
     "Labelled predictions behind the rolling live-quality figures",
     [LABEL_VARIANT, LABEL_PRODUCT, LABEL_ROLE],
 )
+LIVE_PRECISION = Gauge(
+    f"{NS}_live_precision",
+    "Rolling precision of the spike flags (score at or above the operating threshold)",
+    [LABEL_VARIANT, LABEL_PRODUCT, LABEL_ROLE],
+)
+LIVE_RECALL = Gauge(
+    f"{NS}_live_recall",
+    "Rolling recall of the spike flags (score at or above the operating threshold)",
+    [LABEL_VARIANT, LABEL_PRODUCT, LABEL_ROLE],
+)
+LIVE_BRIER = Gauge(
+    f"{NS}_live_brier",
+    "Rolling Brier score of the spike probabilities (lower is better)",
+    [LABEL_VARIANT, LABEL_PRODUCT, LABEL_ROLE],
+)
+LIVE_PREVALENCE = Gauge(
+    f"{NS}_live_prevalence",
+    "Rolling share of labelled predictions whose horizon turned out a spike",
+    [LABEL_VARIANT, LABEL_PRODUCT, LABEL_ROLE],
+)
 FEATURE_PSI = Gauge(
     f"{NS}_feature_psi",
     "Population stability index of a feature, live against the model's training distribution",

@@ -179,6 +179,8 @@ def run_featurize(args: argparse.Namespace) -> int:
 def run_consume(args: argparse.Namespace) -> int:
     from volatility.bus.kafka import BusUnavailableError
     from volatility.loops import run_consumer
+    from volatility.monitoring import ModelMonitor
+    from volatility.names import VARIANTS
     from volatility.runtime import tune_gc
     from volatility.scoring.contract import ModelContractError
     from volatility.scoring.model import Model
@@ -196,6 +198,15 @@ def run_consume(args: argparse.Namespace) -> int:
     log.info(
         "model loaded", extra={"variant": model.contract.variant, "version": model.contract.version}
     )
+    shadow = None
+    if settings.shadow:
+        other = next(v for v in VARIANTS if v != settings.variant)
+        try:
+            shadow = Model.load(settings.dir, other)
+        except (FileNotFoundError, ModelContractError) as exc:
+            log.error(f"shadow model: {exc} (set MODEL_SHADOW=false to run without it)")
+            return 2
+    monitor = ModelMonitor(model.contract, shadow.contract if shadow else None)
     try:
         bus = _kafka_bus(
             (topics.topic_features, topics.topic_predictions, topics.topic_deadletter), "consumer"
@@ -210,6 +221,8 @@ def run_consume(args: argparse.Namespace) -> int:
             max_batch=loop.max_batch,
             poll_timeout=loop.poll_timeout_seconds,
             lag_interval=loop.lag_interval_seconds,
+            shadow=ScoreStage(shadow) if shadow else None,
+            monitor=monitor,
         )
     except BusUnavailableError as exc:
         log.error(str(exc))

@@ -99,6 +99,9 @@ class ModelSettings(BaseSettings):
 
     variant: VariantName = "baseline"
     dir: Path = DEFAULT_MODEL_DIR
+    # The consumer also scores every vector with the other variant, without serving it, and
+    # follows both variants' live quality (MODEL_SHADOW=false turns that off).
+    shadow: bool = True
 
 
 class TopicSettings(BaseSettings):

@@ -57,7 +57,9 @@ def render(pipeline: EmbeddedPipeline, api: str) -> Group:
     )
     latest = pipeline.recent.latest()
     table = Table(expand=True)
-    for col in ("product", "ticks/s", "ticks", "price", *SHOWN_FEATURES, "score", "spike", "at"):
+    shadow_name = pipeline.shadow_model.contract.variant
+    columns = ("product", "ticks/s", "ticks", "price", *SHOWN_FEATURES, "score", "spike")
+    for col in (*columns, f"{shadow_name} (shadow)", "at"):
         table.add_column(col, justify="right" if col != "product" else "left")
     with s.lock:
         products = sorted(set(s.ticks) | set(pipeline.products))
@@ -77,6 +79,7 @@ def render(pipeline: EmbeddedPipeline, api: str) -> Group:
             *(f"{feats[n]:.3f}" if n in feats else "warming up" for n in SHOWN_FEATURES),
             f"{pred.score:.3f}" if pred else "-",
             Text("SPIKE", "bold white on red") if pred and pred.spike else Text("-"),
+            f"{pred.shadow.score:.3f}" if pred and pred.shadow else "-",
             _clock(pred.event_time) if pred else "-",
         )
     spikes = pipeline.recent.spikes()[-5:]
@@ -93,9 +96,46 @@ def render(pipeline: EmbeddedPipeline, api: str) -> Group:
     return Group(
         Panel(header, title="volatility"),
         table,
+        _quality(pipeline),
         Panel(spike_lines, title="latest spikes"),
         footer,
     )
+
+
+def _fmt(value: float) -> str:
+    return "-" if value != value else f"{value:.3f}"
+
+
+def _quality(pipeline: EmbeddedPipeline) -> Table:
+    """Live quality of the serving and the shadow variant, and the most drifting feature."""
+    table = Table(expand=True, title="live model quality (predictions whose horizon has passed)")
+    for col in ("variant", "role", "product", "labelled", "PR-AUC", "precision", "recall"):
+        table.add_column(col, justify="left" if col in ("variant", "role", "product") else "right")
+    table.add_column("Brier", justify="right")
+    table.add_column("spike rate", justify="right")
+    table.add_column("drift (max PSI)", justify="right")
+    drift = pipeline.monitor.max_psi()
+    rows = pipeline.monitor.rows()
+    for row in rows:
+        f = row.figures
+        feature, psi = drift.get(row.product, ("", float("nan")))
+        table.add_row(
+            row.variant,
+            row.role,
+            row.product,
+            f"{f.labelled:,}",
+            _fmt(f.pr_auc),
+            _fmt(f.precision),
+            _fmt(f.recall),
+            _fmt(f.brier),
+            _fmt(f.prevalence),
+            f"{feature} {psi:.2f}" if feature else "-",
+        )
+    if not rows:
+        horizon = int(pipeline.model.contract.horizon_seconds)
+        regime = int(pipeline.model.contract.label_regime_seconds)
+        table.add_row("-", "-", "-", f"needs {regime + horizon} s of vectors", *("-",) * 6)
+    return table
 
 
 def run_view(

@@ -12,6 +12,7 @@ from volatility.features import FEATURE_NAMES, FeatureVector
 from volatility.messages import (
     MessageError,
     Prediction,
+    Shadow,
     decode_features,
     decode_features_batch,
     decode_prediction,
@@ -51,6 +52,28 @@ def test_prediction_round_trip_and_batch_encoding_is_byte_identical() -> None:
         ["BTC-USD"], [10.0], [0.75], [9.5], variant="ml", model_version="v1", threshold=0.5
     )
     assert batch == encode_prediction(pred)
+
+
+def test_prediction_with_its_shadow_round_trips_and_encodes_identically_in_batch() -> None:
+    shadow = Shadow("baseline", 0.25, False)
+    pred = Prediction("BTC-USD", 10.0, 0.75, True, "ml", "v1", 0.5, 9.5, shadow)
+    assert decode_prediction(encode_prediction(pred)) == pred
+    (batch,) = encode_predictions(
+        ["BTC-USD"],
+        [10.0],
+        [0.75],
+        [9.5],
+        variant="ml",
+        model_version="v1",
+        threshold=0.5,
+        shadow_scores=[0.25],
+        shadow_variant="baseline",
+        shadow_threshold=0.3,
+    )
+    assert batch == encode_prediction(pred)
+    assert json.loads(batch)["shadow"] == {"variant": "baseline", "score": 0.25, "spike": False}
+    with pytest.raises(MessageError, match="shadow"):
+        decode_prediction(batch.replace(b'"spike":false}', b'"spike":0}'))
 
 
 BAD_TICKS = {

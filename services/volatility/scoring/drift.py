@@ -9,7 +9,6 @@ bin is finite. Rule of thumb: below 0.1 stable, 0.1-0.25 moderate, above 0.25 a 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,11 +67,18 @@ def bin_rows(reference: Reference, rows: np.ndarray) -> np.ndarray:
     """int [n, F]: the bin of each value on the reference's edges."""
     rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
     return np.column_stack(
-        [
-            np.searchsorted(edges, rows[:, f], side="left")
-            for f, edges in enumerate(reference.edges)
-        ]
+        [np.searchsorted(edges, rows[:, f], side="left") for f, edges in enumerate(reference.edges)]
     )
+
+
+class _Window:
+    """The bins of a product's last ``size`` vectors (a ring) and their counts per feature."""
+
+    def __init__(self, reference: Reference, size: int) -> None:
+        self.bins = np.zeros((size, len(reference.edges)), dtype=np.int16)
+        self.counts = [np.zeros(len(s), dtype=np.int64) for s in reference.shares]
+        self.filled = 0
+        self.head = 0
 
 
 class DriftMonitor:
@@ -81,36 +87,42 @@ class DriftMonitor:
     def __init__(self, references: Mapping[str, Reference], window: int = DEFAULT_WINDOW) -> None:
         self.references = dict(references)
         self.window = window
-        self._recent: dict[str, deque[np.ndarray]] = {}
-        self._counts: dict[str, list[np.ndarray]] = {}
+        self._windows: dict[str, _Window] = {}
 
     def add(self, product: str, values: Sequence[float] | np.ndarray) -> None:
+        self.add_many(product, np.atleast_2d(np.asarray(values, dtype=np.float64)))
+
+    def add_many(self, product: str, rows: np.ndarray) -> None:
+        """Vectors of one product, oldest first (a batch costs one search per feature)."""
         reference = self.references.get(product)
-        if reference is None:
+        if reference is None or not len(rows):
             return  # a product the model was not trained on has no reference
-        bins = bin_rows(reference, np.asarray(values))[0]
-        recent = self._recent.setdefault(product, deque())
-        counts = self._counts.setdefault(
-            product, [np.zeros(len(s), dtype=np.int64) for s in reference.shares]
-        )
-        for f, b in enumerate(bins.tolist()):
-            counts[f][b] += 1
-        recent.append(bins)
-        if len(recent) > self.window:
-            for f, b in enumerate(recent.popleft().tolist()):
-                counts[f][b] -= 1
+        win = self._windows.get(product)
+        if win is None:
+            win = self._windows[product] = _Window(reference, self.window)
+        bins = bin_rows(reference, rows)[-self.window :]
+        for row in bins:
+            if win.filled == self.window:
+                for f, b in enumerate(win.bins[win.head].tolist()):
+                    win.counts[f][b] -= 1
+            else:
+                win.filled += 1
+            win.bins[win.head] = row
+            for f, b in enumerate(row.tolist()):
+                win.counts[f][b] += 1
+            win.head = (win.head + 1) % self.window
 
     def observed(self, product: str) -> int:
-        return len(self._recent.get(product, ()))
+        win = self._windows.get(product)
+        return win.filled if win is not None else 0
 
     def psi(self, product: str) -> list[float]:
         """PSI per feature (in reference column order); empty until a vector has been seen."""
-        counts = self._counts.get(product)
-        if not counts:
+        win = self._windows.get(product)
+        if win is None or not win.filled:
             return []
-        n = self.observed(product)
         reference = self.references[product]
-        return [psi(reference.shares[f], c / n) for f, c in enumerate(counts)]
+        return [psi(reference.shares[f], c / win.filled) for f, c in enumerate(win.counts)]
 
 
 def references_of(distribution: Mapping[str, Any]) -> dict[str, Reference]:

@@ -13,6 +13,7 @@ the figures offline evaluation reports. Plain code: services only feed it and ex
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -38,8 +39,25 @@ class Labelled:
 @dataclass
 class _Product:
     last: float | None = None
-    rv: deque[float] = field(default_factory=deque)
+    rv: deque[float] = field(default_factory=deque)  # arrival order, for eviction
+    ordered: list[float] = field(default_factory=list)  # the same values, sorted
     pending: deque[tuple[float, float, Mapping[str, float]]] = field(default_factory=deque)
+
+    def clear(self) -> None:
+        self.rv.clear()
+        self.ordered.clear()
+        self.pending.clear()
+
+
+def sorted_quantile(ordered: list[float], q: float) -> float:
+    """``numpy.quantile(values, q)`` (linear method) of values already sorted, to the last bit."""
+    position = q * (len(ordered) - 1)
+    k = math.floor(position)
+    t = position - k
+    a = ordered[k]
+    b = ordered[min(k + 1, len(ordered) - 1)]
+    # numpy's _lerp: the form it uses depends on which end is nearer.
+    return b - (b - a) * (1.0 - t) if t >= 0.5 else a + (b - a) * t
 
 
 class LiveLabeller:
@@ -65,14 +83,15 @@ class LiveLabeller:
                 return None  # a copy or a late vector: the second was already recorded
             if time != state.last + 1.0:
                 # A hole: the engine restarted the product's history; so does the labeller.
-                state.rv.clear()
-                state.pending.clear()
+                state.clear()
         state.last = time
         state.rv.append(rv)
+        bisect.insort(state.ordered, rv)
         if len(state.rv) > self.spec.regime_seconds:
-            state.rv.popleft()
+            gone = state.rv.popleft()
+            del state.ordered[bisect.bisect_left(state.ordered, gone)]
         if len(state.rv) == self.spec.regime_seconds:
-            level = float(np.quantile(np.fromiter(state.rv, float), self.spec.quantile))
+            level = sorted_quantile(state.ordered, self.spec.quantile)
             state.pending.append((time, level, scores))
         if state.pending and state.pending[0][0] == time - self.spec.horizon:
             when, level, given = state.pending.popleft()
@@ -106,7 +125,7 @@ class LiveQuality:
             pairs = self._pairs.setdefault((variant, item.product), deque(maxlen=self.window))
             pairs.append((score, item.label))
 
-    def keys(self) -> list[tuple[str, str]]:
+    def groups(self) -> list[tuple[str, str]]:
         return sorted(self._pairs)
 
     def figures(self, variant: str, product: str) -> Figures:

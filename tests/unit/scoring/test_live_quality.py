@@ -103,3 +103,13 @@ def test_quality_window_keeps_the_last_predictions() -> None:
     assert figures.labelled == 4 and figures.prevalence == 0.5
     assert figures.pr_auc == 1.0 and figures.precision == 1.0 and figures.recall == 1.0
     assert np.isnan(quality.figures("ml", "ETH-USD").pr_auc)
+
+
+def test_sorted_quantile_is_numpy_quantile_to_the_bit() -> None:
+    from volatility.scoring.live import sorted_quantile
+
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 600, 601):
+        for q in (0.1, 0.5, 0.9, 0.95):
+            values = rng.lognormal(0.0, 1.0, n)
+            assert sorted_quantile(sorted(values.tolist()), q) == float(np.quantile(values, q))
