@@ -102,6 +102,13 @@ COMMANDS: tuple[Command, ...] = (
         "run_evaluate",
     ),
     Command(
+        "drift-report",
+        "an HTML report comparing recordings with the models' training data (and PSI per feature)",
+        "volatility_training.drift_report",
+        "add_arguments",
+        "run",
+    ),
+    Command(
         "operator",
         "run the ModelVariant operator: roll the API and consumer between model variants",
         "volatility_operator.command",
