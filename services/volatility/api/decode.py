@@ -129,11 +129,11 @@ def _diagnose_row(row: object, field: str) -> None:
 
 def _to_float32(values: list[Any], count: int) -> np.ndarray | None:
     """The values as float32 [count, F], or None if any is not a finite number in range."""
-    if not set(map(type, values)) <= _NUMBER_TYPES:  # bool and str would convert silently
-        return None
     if len(values) <= _SMALL:
         # A few values (a single row): checked in Python, then converted without overflow, which
         # costs less than NumPy's error-state switching and a reduction.
+        if not set(map(type, values)) <= _NUMBER_TYPES:  # bool and str would convert silently
+            return None
         try:
             if not values:
                 return np.empty((count, N_FEATURES), dtype=np.float32)
@@ -142,40 +142,41 @@ def _to_float32(values: list[Any], count: int) -> np.ndarray | None:
         except OverflowError:  # an integer beyond float64
             return None
         return np.array(values, dtype=np.float32).reshape(count, N_FEATURES)
-    try:
-        with np.errstate(over="ignore"):
-            array = np.array(values, dtype=np.float32)
-    except OverflowError:  # integers beyond float64
-        return None
-    # One reduction instead of isfinite + all: a float64 sum of float32 values cannot overflow,
-    # so it is finite exactly when every value is.
-    if not math.isfinite(array.sum(dtype=np.float64)):
-        return None
-    return array.reshape(count, N_FEATURES)
+    return _doubles_to_float32(values, count)
 
 
-def _fill(rows: list[Any]) -> np.ndarray | None:
-    """Rows as float32 [n, F] in a few C-level passes, or None if any row or value is refused.
+def _doubles_to_float32(values: list[Any], count: int) -> np.ndarray | None:
+    """Many values in a few C-level passes.
 
     ``array('d')`` takes exactly ints and floats from what JSON decodes to (str, None, list and
     dict raise TypeError, integers beyond double range OverflowError), except bools: True and
     False become 1.0 and 0.0, so only cells holding exactly 0 or 1 need their type looked at.
     """
     try:
-        values = list(_flatten(map(_row_values, rows)))  # KeyError: missing; TypeError: no dict
         doubles = np.frombuffer(array("d", values), dtype=np.float64)
-    except (KeyError, TypeError, OverflowError):
-        return None
-    if rows and set(map(len, rows)) != _ROW_SIZE:  # every feature present: a larger row has extras
+    except (TypeError, OverflowError):
         return None
     suspects = np.flatnonzero((doubles == 0.0) | (doubles == 1.0))
     if len(suspects) and bool in set(map(type, _picks(values, suspects))):
         return None
     with np.errstate(over="ignore"):
         array32 = doubles.astype(np.float32)  # beyond float32 range -> inf, refused just below
+    # One reduction instead of isfinite + all: a float64 sum of float32 values cannot overflow,
+    # so it is finite exactly when every value is.
     if not math.isfinite(array32.sum(dtype=np.float64)):
         return None
-    return array32.reshape(len(rows), N_FEATURES)
+    return array32.reshape(count, N_FEATURES)
+
+
+def _fill(rows: list[Any]) -> np.ndarray | None:
+    """Rows as float32 [n, F] in a few C-level passes, or None if any row or value is refused."""
+    try:
+        values = list(_flatten(map(_row_values, rows)))  # KeyError: missing; TypeError: no dict
+    except (KeyError, TypeError):
+        return None
+    if rows and set(map(len, rows)) != _ROW_SIZE:  # every feature present: a larger row has extras
+        return None
+    return _doubles_to_float32(values, len(rows))
 
 
 def _picks(values: list[Any], at: np.ndarray) -> list[Any]:

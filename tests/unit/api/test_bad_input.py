@@ -327,3 +327,19 @@ def test_compressed_body_is_415(strict: TestClient) -> None:
     response = strict.post("/predict", json={"features": ROW}, headers={"content-encoding": "gzip"})
     assert response.status_code == 415
     assert "gzip is not supported" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("bad", [True, False, "1", None, [1.0], 1e39, 10**400])
+def test_v2_large_tensor_refuses_what_a_small_one_does(strict: TestClient, bad: Any) -> None:
+    """Many values take another decoding path than a row's few: the same values are refused."""
+    rows = 5  # 115 values: beyond the few-values path
+    data: list[Any] = [0.5] * (rows * N)
+    data[3 * N + 7] = bad
+    body = _infer(shape=[rows, N], data=data)
+    response = strict.post(
+        "/v2/models/baseline/infer",
+        content=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert f"inputs[0].data[{3 * N + 7}]" in response.json()["error"]
