@@ -82,8 +82,10 @@ def test_broker_outage_then_recovery(kafka_broker: KafkaBroker, kafka_topics: To
         kafka_broker.kill()
         try:
             started = time.monotonic()
-            body = httpx.get(f"{api.url}/predictions/latest", timeout=5).json()
-            assert time.monotonic() - started < 2, "the API waited on the broker"
+            body = httpx.get(f"{api.url}/predictions/latest", timeout=30).json()
+            # Nothing on the request's path waits on the broker (whose clients time out in tens
+            # of seconds); the margin is for a loaded machine.
+            assert time.monotonic() - started < 5, "the API waited on the broker"
             assert [p["score"] for p in body["predictions"]] == [0.1]  # the last one known
         finally:
             kafka_broker.restart()
