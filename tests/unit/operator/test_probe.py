@@ -76,6 +76,7 @@ def test_api_pod_reports_its_variant_and_version(api_ml: int) -> None:
 
 def test_consumer_pod_reports_through_its_model_info_metric() -> None:
     assert metrics.MODEL_INFO._name == MODEL_INFO_METRIC  # one name, the services' own
+    metrics.MODEL_INFO.clear()  # what in-process consumer loops of other tests left behind
     metrics.MODEL_INFO.labels("consumer", "ml", "probe-test-7").set(1)
     port = _port()
     server = serve_health_and_metrics(port, Health())
@@ -88,6 +89,7 @@ def test_consumer_pod_reports_through_its_model_info_metric() -> None:
 
 
 def test_model_info_parsing_of_a_real_exposition() -> None:
+    metrics.MODEL_INFO.clear()  # what in-process consumer loops of other tests left behind
     metrics.MODEL_INFO.labels("consumer", "baseline", "b-1").set(1)
     metrics.MODEL_INFO.labels("other", "ml", "x").set(1)
     try:
