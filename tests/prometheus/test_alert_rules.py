@@ -102,3 +102,19 @@ def test_thresholds_come_from_values(helm: str) -> None:
     assert alerts["VolatilityFeedStale"]["annotations"]["runbook_url"] == (
         "https://runbooks.example/volatility.md#volatilityfeedstale"
     )
+
+
+def test_promtool_parses_every_dashboard_query(promtool: Path, tmp_path: Path) -> None:
+    """Prometheus' own parser on every panel query (Grafana's $namespace filled in)."""
+    from tests.chart.test_names_consistency import dashboard_queries
+
+    queries = dashboard_queries()
+    rules = [
+        {"record": f"dashboard_query_{i}", "expr": expr.replace("$namespace", "volatility")}
+        for i, (_, expr) in enumerate(queries)
+    ]
+    path = tmp_path / "dashboard-queries.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    proc = _promtool(promtool, "check", "rules", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in proc.stdout
