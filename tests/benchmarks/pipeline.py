@@ -87,6 +87,34 @@ def bench_embedded(files: list[Path]) -> dict[str, float]:
     }
 
 
+def bench_wire(files: list[Path], repeats: int) -> dict[str, float]:
+    """Features documents as the featurizer writes them and the consumer reads them."""
+    from volatility.messages import decode_features_batch, encode_features_batch
+
+    engine = FeatureEngine()
+    vectors = [v for t in iter_ticks(files) for v in engine.update(t)]
+    triggers = [v.event_time + 0.05 for v in vectors]
+    batch = 2000
+    best_encode = best_decode = float("inf")
+    docs: list[bytes] = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        docs = []
+        for i in range(0, len(vectors), batch):
+            docs += encode_features_batch(vectors[i : i + batch], triggers[i : i + batch])
+        best_encode = min(best_encode, time.perf_counter() - started)
+        started = time.perf_counter()
+        for i in range(0, len(docs), batch):
+            decode_features_batch(docs[i : i + batch])
+        best_decode = min(best_decode, time.perf_counter() - started)
+    return {
+        "vectors": len(vectors),
+        "bytes_per_document": sum(map(len, docs)) / len(docs),
+        "encode_per_s": len(vectors) / best_encode,
+        "decode_per_s": len(vectors) / best_decode,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.benchmarks.pipeline",
@@ -106,6 +134,12 @@ def main() -> int:
     print(
         f"engine:  {e['engine_ticks_per_s']:>12,.0f} ticks/s (target >= 100,000), "
         f"{e['vectors']:,} vectors"
+    )
+    results["wire"] = bench_wire(files, args.repeats)
+    w = results["wire"]
+    print(
+        f"features documents: {w['bytes_per_document']:.0f} bytes, "
+        f"written {w['encode_per_s']:,.0f}/s, read {w['decode_per_s']:,.0f}/s (batches of 2,000)"
     )
     results["embedded"] = bench_embedded(files)
     m = results["embedded"]
