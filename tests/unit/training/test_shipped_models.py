@@ -14,8 +14,9 @@ from tests.unit.training.synthetic import calm_then_burst
 from volatility.names import VARIANTS
 from volatility.scoring.model import Model
 from volatility.settings import ModelSettings
+from volatility_training.cards import finite
 from volatility_training.dataset import dataset_from_sessions, file_sha256
-from volatility_training.evaluate import ml_beats_baseline
+from volatility_training.evaluate import cross_validate_as_trained, ml_beats_baseline
 
 ARTIFACTS = REPO / "models" / "artifacts"
 
@@ -72,3 +73,11 @@ def test_the_baseline_flags_a_burst_above_everything_before_it(seed: int) -> Non
     assert calm.sum() > 200 and hot.sum() >= 40
     assert scores[calm].max() < scores[hot].min()
     assert scores[hot].min() > model.contract.threshold
+
+
+def test_evaluate_reproduces_the_shipped_cards_cross_validation(recordings: list[Path]) -> None:
+    """The figures the model cards publish are what `volatility evaluate --cross-validate`
+    recomputes from the recordings (about a minute: the whole nested cross-validation)."""
+    card = json.loads((ARTIFACTS / "ml" / "model_card.json").read_text())
+    report = cross_validate_as_trained(recordings, ARTIFACTS)
+    assert finite(report) == card["cross_validation"]["report"]
