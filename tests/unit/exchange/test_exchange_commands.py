@@ -70,3 +70,56 @@ def test_capture_command_records_a_replay(tmp_path: Path) -> None:
         captured
         == [(t.event_time, t.price, t.best_bid, t.best_ask) for t in expected][: len(captured)]
     )
+
+
+def test_simulate_stops_on_sigterm_whatever_a_client_sent() -> None:
+    """A client asking for a product and channels the simulator never serves, then sending
+    garbage, leaves it responsive: SIGTERM ends the process promptly with exit code 0."""
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import websocket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    volatility = Path(sys.executable).with_name("volatility")
+    proc = subprocess.Popen(
+        [str(volatility), "simulate", "--synthetic", "--port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ws = websocket.create_connection(f"ws://127.0.0.1:{port}", timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the simulator did not start"
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.1)  # polling a deadline-bounded start
+        for request in (
+            {"type": "subscribe", "product_ids": ["NOPE-USD"], "channel": "ticker"},
+            {"type": "subscribe", "product_ids": ["BTC-USD"], "channel": "level2"},
+            {"type": "subscribe", "product_ids": "BTC-USD", "channels": "ticker"},
+        ):
+            ws.send(json.dumps(request))
+        ws.send("[" * 100_000)
+        ws.send(json.dumps({"type": "subscribe", "product_ids": [], "channel": "heartbeats"}))
+        answers = [ws.recv() for _ in range(8)]
+        assert any('"heartbeats"' in str(a) for a in answers)  # still answering
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        elapsed = time.monotonic() - started
+        assert elapsed < 5, f"took {elapsed:.1f} s to stop"
+        ws.close(timeout=1.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -452,7 +452,8 @@ def start_simulator(
     if preroll < 0:
         raise ValueError("preroll must not be negative")
     sim = _Simulator(source, speed, timestamps, heartbeat_interval, preroll)
-    server = serve(sim.handler, host, port, compression=None, max_queue=64)
+    # A client that does not answer the closing handshake must not hold up a stop (SIGTERM).
+    server = serve(sim.handler, host, port, compression=None, max_queue=64, close_timeout=1.0)
     thread = threading.Thread(target=server.serve_forever, name="simulator", daemon=True)
     thread.start()
     log.info("simulator on ws://%s:%d serving %s", host, port, source.name)
