@@ -16,9 +16,9 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from volatility import __version__
 from volatility.api import openinference
@@ -218,6 +218,23 @@ def _without_otel() -> dict[str, Any]:
     return {"telemetry": off}
 
 
+class Api(FastAPI):
+    """The application; with ``fast_paths`` set, the scoring requests are answered by it ahead
+    of the framework's layers, and every other request goes through them."""
+
+    fast_paths: FastPaths | None = None
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_paths
+        if fast is not None:
+            await fast(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: ApiSettings | None = None,
     *,
@@ -233,7 +250,7 @@ def create_app(
     endpoints = ScoringEndpoints(settings, registry, metrics)
     feed = _prediction_feed(settings, metrics, bus)
     state = ApiState(settings, registry, metrics, tick_source, bus, feed, endpoints)
-    app = FastAPI(
+    app = Api(
         title="volatility",
         version=__version__,
         description="Scores crypto market feature vectors for short-horizon volatility spikes.",
@@ -246,12 +263,7 @@ def create_app(
     _add_predict_route(app, state)
     _add_v2_routes(app, state)
     if settings.fast_path:
-        routes = {r.path: r for r in app.routes if isinstance(r, APIRoute)}
-        app.add_middleware(
-            FastPaths,
-            endpoints=endpoints,
-            routes={p: routes[p] for p in (PREDICT_PATH, INFER_PATH, INFER_VERSION_PATH)},
-        )
+        app.fast_paths = FastPaths(app.framework, endpoints, metrics)
     app.add_middleware(RequestMetrics, metrics=metrics)  # added last: the outermost
     _document_predict_body(app, settings.max_batch_rows)
     return app
