@@ -118,6 +118,16 @@ class Outcome:
         self.sent.append(done - sent)
         self.lag.append(sent - due)
 
+    def merge(self, other: Outcome) -> None:
+        """Add another run's figures (a slice of the same scenario)."""
+        self.elapsed += other.elapsed
+        self.due += other.due
+        self.sent += other.sent
+        self.lag += other.lag
+        for status, count in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + count
+        self.failures += other.failures
+
     @property
     def completed(self) -> int:
         return len(self.sent)
