@@ -1,20 +1,25 @@
 """A real Prometheus (Debian's package, see provision-prometheus.sh) on loopback, scraping a
-signal exporter every second; and that exporter: the API's own metrics (`ApiMetrics`) in a
-private registry, fed with requests whose error ratio and latency a test chooses."""
+signal exporter every second (or running the configuration a test writes); and that exporter:
+the API's own metrics (`ApiMetrics`) in a private registry, fed with requests whose error ratio
+and latency a test chooses."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -69,12 +74,21 @@ class SignalExporter:
 
 
 class Prometheus:
-    def __init__(self, bin_dir: Path, targets: list[str]) -> None:
+    """``config`` (a function of the work directory, returning prometheus.yml) replaces the
+    default one-job configuration scraping ``targets``."""
+
+    def __init__(
+        self,
+        bin_dir: Path,
+        targets: list[str],
+        config: Callable[[Path], str] | None = None,
+    ) -> None:
         self.bin_dir = bin_dir
         self.workdir = Path(tempfile.mkdtemp(prefix="volatility-prometheus-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.targets = targets
+        self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -82,7 +96,9 @@ class Prometheus:
         config = self.workdir / "prometheus.yml"
         listed = ", ".join(f'"{t}"' for t in self.targets)
         config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            self.config(self.workdir)
+            if self.config is not None
+            else "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
             "scrape_configs:\n"
             f"  - job_name: volatility\n    static_configs: [{{targets: [{listed}]}}]\n"
         )
@@ -111,6 +127,16 @@ class Prometheus:
                 return bool(r.status == 200)
         except OSError:
             return False
+
+    def query(self, expr: str) -> dict[str, Any]:
+        """The HTTP API's answer to an instant query: status, and data or the error."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310
+                answer: dict[str, Any] = json.load(r)
+        except urllib.error.HTTPError as e:  # a query Prometheus refuses, with its reason
+            answer = json.load(e)
+        return answer
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.workdir / "prometheus.log"
