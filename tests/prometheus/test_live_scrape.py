@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import socket
 import subprocess
 import threading
@@ -449,6 +450,26 @@ def test_every_rule_evaluates_on_live_series(warm: Stack) -> None:
     firing = warm.query(f'ALERTS{{namespace="{NAMESPACE}", alertstate="firing"}}')
     unexpected = [a for a in firing if ALERT_OUTCOMES[a["metric"]["alertname"]][0] is not None]
     assert not unexpected, f"firing on a healthy pipeline: {unexpected}"
+
+
+# A vector selector of a rendered rule: a metric or recorded series name and its matchers.
+SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^{}]*)\}")
+# Selectors that match nothing on a healthy pipeline: no 5xx answer, no dead letter.
+EMPTY_SELECTORS = ('status=~"5.."', "volatility_deadletters_total")
+
+
+def test_every_rule_selector_matches_live_series(warm: Stack) -> None:
+    """A silent alert proves little if its selectors match nothing: each selector of each rule
+    (job names, `service`, `role`, `pod` joins...) must select series the services export."""
+    unmatched = []
+    for rule in warm.rules:
+        for name, matchers in SELECTOR.findall(rule["expr"]):
+            selector = f"{name}{{{matchers}}}"
+            if any(e in selector for e in EMPTY_SELECTORS):
+                continue
+            if not warm.query(selector):
+                unmatched.append(f"{rule.get('alert') or rule['record']}: {selector}")
+    assert not unmatched, "selectors matching no live series:\n" + "\n".join(unmatched)
 
 
 def test_a_stale_feed_reaches_alertmanager(warm: Stack) -> None:
