@@ -36,7 +36,7 @@ test: $(STAMP) infra ## Run every test tier: unit, real Kafka broker, real Kuber
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-infra: ## Provision the real test components (cached in ~/.cache/volatility): helm, kubectl, Kafka, Kubernetes, Prometheus
+infra: ## Provision the real test components (cached in ~/.cache/volatility): helm, kubectl, Kafka, Kubernetes, a real node, Prometheus
 	bash tests/infra/provision-tools.sh
 	bash tests/infra/provision-kafka.sh
 	bash tests/infra/provision-k8s.sh
@@ -79,8 +79,8 @@ KIND_CLUSTER ?= volatility
 KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 NAMESPACE ?= volatility
 RELEASE ?= volatility
-INGRESS_NGINX_VERSION ?= controller-v1.13.2
-INGRESS_NGINX_MANIFEST ?= https://raw.githubusercontent.com/kubernetes/ingress-nginx/$(INGRESS_NGINX_VERSION)/deploy/static/provider/kind/deploy.yaml
+# Traefik's Helm chart (latest unless pinned): Ingress and Gateway API, on the node's ports 80/443.
+TRAEFIK_CHART_VERSION ?=
 SMOKE_URL ?= http://localhost
 
 .PHONY: images kind-up kind-load deploy smoke kind-down
@@ -102,10 +102,17 @@ images: ## Build the images volatility-<target>:<version> for ingest, featurizer
 	    -t volatility-$$t:$(VERSION) . ; \
 	done
 
-kind-up: ## Create the kind cluster (kind-config.yaml) and install the ingress-nginx controller
+kind-up: ## Create the kind cluster (kind-config.yaml) and install Traefik (Ingress and Gateway API) on localhost:80
 	$(KIND) create cluster --config kind-config.yaml --name $(KIND_CLUSTER)
-	$(KUBECTL) --context $(KUBE_CONTEXT) apply -f $(INGRESS_NGINX_MANIFEST)
-	$(KUBECTL) --context $(KUBE_CONTEXT) -n ingress-nginx rollout status deployment/ingress-nginx-controller --timeout=300s
+	$(HELM) upgrade --install traefik traefik --repo https://traefik.github.io/charts \
+	  $(if $(TRAEFIK_CHART_VERSION),--version $(TRAEFIK_CHART_VERSION)) \
+	  --kube-context $(KUBE_CONTEXT) --namespace traefik --create-namespace \
+	  --set-string nodeSelector.ingress-ready=true \
+	  --set 'tolerations[0].key=node-role.kubernetes.io/control-plane' \
+	  --set 'tolerations[0].operator=Exists' --set 'tolerations[0].effect=NoSchedule' \
+	  --set ports.web.hostPort=80 --set ports.websecure.hostPort=443 \
+	  --set service.type=ClusterIP --set providers.kubernetesGateway.enabled=true \
+	  --wait --timeout 5m
 
 kind-load: ## Load the built images into the kind node
 	$(KIND) load docker-image --name $(KIND_CLUSTER) $(foreach t,$(IMAGE_TARGETS),volatility-$(t):$(VERSION))
@@ -116,11 +123,13 @@ deploy: ## helm upgrade --install the chart into kind (restricted namespace, Ing
 	$(KUBECTL) --context $(KUBE_CONTEXT) label --overwrite namespace $(NAMESPACE) \
 	  pod-security.kubernetes.io/enforce=restricted
 	$(HELM) upgrade --install $(RELEASE) charts/volatility --kube-context $(KUBE_CONTEXT) \
-	  --namespace $(NAMESPACE) --set-string image.tag=$(VERSION) --set ingress.enabled=true \
+	  --namespace $(NAMESPACE) --set-string image.tag=$(VERSION) \
+	  --set ingress.enabled=true --set ingress.className=traefik \
+	  --set-string 'networkPolicy.api.namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=traefik' \
 	  --set operator.enabled=true \
 	  --wait --timeout 10m
 
-smoke: ## Ask the API for a prediction through the ingress on localhost
+smoke: ## Ask the API for a prediction through Traefik on localhost
 	curl -fsS --retry 30 --retry-delay 2 --retry-all-errors $(SMOKE_URL)/ready
 	@echo
 	@body="$$(curl -fsS $(SMOKE_URL)/version | python3 -c 'import json, sys; names = json.load(sys.stdin)["feature_names"]; print(json.dumps({"rows": [dict.fromkeys(names, 0.0)]}))')" \

@@ -24,7 +24,9 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +50,8 @@ CNI_NETWORK = "volatility-node"
 CGROUP_ROOT = "volatility-node"  # every pod cgroup lives below /sys/fs/cgroup/<ctrl>/<this>
 PAUSE_IMAGE = "localhost/pause:3.10.1"
 STORAGE_CLASS = "volatility-local"
+GATEWAY_CLASS = "traefik"
+PROVISIONER = "volatility.dev/hostpath"
 CGROUPS = Path("/sys/fs/cgroup")
 GUARD = ["FORWARD", "-s", POD_SUBNET, "!", "-o", BRIDGE, "-m", "comment", "--comment",
          "volatility-node: pods never leave this machine", "-j", "DROP"]  # fmt: skip
@@ -150,6 +154,9 @@ class Node:
         self._logs: list[IO[bytes]] = []
         self.kubelet_port = 0
         self.lock_timeout = lock_timeout
+        self._stop_provisioning = threading.Event()
+        self._provisioner: threading.Thread | None = None
+        self.provisioner_errors: list[str] = []
         self._lock_file: IO[str] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -183,10 +190,14 @@ class Node:
 
     def stop(self) -> None:
         """Stop every process by PID, remove every pod (CNI DEL, unmounts), undo host changes."""
+        self._stop_provisioning.set()
+        if self._provisioner is not None:
+            self._provisioner.join(timeout=15)
+            self._provisioner = None
         self._stop_proc("kubelet", grace=15)
         if "containerd" in self.procs and self.procs["containerd"].poll() is None:
             _remove_pods(self.bin_dir, self.sock)
-        for name in ("kube-proxy", "coredns", "containerd"):
+        for name in ("traefik", "kube-proxy", "coredns", "containerd"):
             self._stop_proc(name, grace=15)
         for log in self._logs:
             log.close()
@@ -248,7 +259,7 @@ class Node:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], cwd: Path | None = None) -> None:
         log = open(self.dir / "logs" / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         proc = subprocess.Popen(
@@ -256,7 +267,7 @@ class Node:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            cwd=self.dir,
+            cwd=cwd or self.dir,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
@@ -532,35 +543,127 @@ cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
             ["coredns"],
         )
 
+    def start_gateway_controller(self, crds: Path) -> int:
+        """Traefik as the cluster's Gateway API controller (GatewayClass `traefik`).
+
+        It runs on this machine like the other node components and reaches the pods directly.
+        Returns the port of its `web` entry point on 127.0.0.1: a Gateway listener on that
+        port number serves its routes there.
+        """
+        self.plane_kubectl("apply", "--server-side", "-f", str(crds))
+        for crd in ("gatewayclasses", "gateways", "httproutes"):
+            self.plane_kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                               f"crd/{crd}.gateway.networking.k8s.io")  # fmt: skip
+        self.plane_kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": {"name": GATEWAY_CLASS},
+            "spec": {"controllerName": "traefik.io/gateway-controller"},
+        }))  # fmt: skip
+        web, ping = free_port(), free_port()
+        work = self.dir / "traefik"
+        work.mkdir(exist_ok=True)
+        # Traefik reads ./traefik.yml from its working directory (and then ignores flags).
+        (work / "traefik.yml").write_text(json.dumps({
+            "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+            "entryPoints": {
+                "web": {"address": f"127.0.0.1:{web}"},
+                "ping": {"address": f"127.0.0.1:{ping}"},
+            },
+            "ping": {"entryPoint": "ping"},
+            "log": {"level": "INFO"},
+            "providers": {"kubernetesGateway": {
+                "endpoint": self.plane.server,
+                "token": self.plane.token,
+                "certAuthFilePath": str(self.plane.ca_file),
+            }},
+        }, indent=2))  # fmt: skip
+        self._spawn("traefik", [str(self.bin_dir / "traefik")], cwd=work)
+        url = f"http://127.0.0.1:{ping}/ping"
+        self._wait("Traefik /ping", lambda: _get_ok(url), ["traefik"])
+        return web
+
+    def plane_kubectl(self, *args: str, input: str | None = None) -> str:
+        proc = subprocess.run(
+            [str(self.tools_bin / "kubectl"), "--kubeconfig", str(self.plane.kubeconfig), *args],
+            input=input, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise NodeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
     def _create_storage(self) -> None:
-        # The Kafka StatefulSet's claim binds to a hostPath volume on this node (static
-        # provisioning: one volume, created writable for the pods' unprivileged user).
-        path = self.dir / "volumes" / "pv0"
-        path.mkdir(parents=True, exist_ok=True)
-        path.chmod(0o777)
         self.plane.api("POST", "/apis/storage.k8s.io/v1/storageclasses", {
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",
             "metadata": {"name": STORAGE_CLASS, "annotations": {
                 "storageclass.kubernetes.io/is-default-class": "true"}},
-            "provisioner": "kubernetes.io/no-provisioner",
+            "provisioner": PROVISIONER,
             "volumeBindingMode": "WaitForFirstConsumer",
-            "reclaimPolicy": "Retain",
+            "reclaimPolicy": "Delete",
         })  # fmt: skip
-        self.plane.api("POST", "/api/v1/persistentvolumes", {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": f"{NODE_NAME}-pv0"},
-            "spec": {
-                "capacity": {"storage": "10Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": STORAGE_CLASS,
-                "hostPath": {"path": str(path), "type": "Directory"},
-                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}]}]}},
-            },
-        })  # fmt: skip
+        self._provisioner = threading.Thread(
+            target=self._provision_loop, name="hostpath-provisioner", daemon=True
+        )
+        self._provisioner.start()
+
+    def _provision_loop(self) -> None:
+        """A hostPath provisioner for STORAGE_CLASS: one directory per claim, on this node.
+
+        Claims wait until the scheduler has picked the node (WaitForFirstConsumer), then get a
+        PersistentVolume bound to them; a released volume is deleted with its directory.
+        Directories are world-writable: hostPath ignores fsGroup, and pods run unprivileged.
+        """
+        while not self._stop_provisioning.wait(0.5):
+            try:
+                self._provision_once()
+            except (OSError, ValueError, KeyError) as e:  # the plane going away at teardown
+                self.provisioner_errors.append(repr(e))
+
+    def _provision_once(self) -> None:
+        claims = self.plane.api("GET", "/api/v1/persistentvolumeclaims")["items"]
+        for claim in claims:
+            meta, spec = claim["metadata"], claim["spec"]
+            annotations = meta.get("annotations") or {}
+            if (
+                spec.get("storageClassName") != STORAGE_CLASS
+                or spec.get("volumeName")
+                or annotations.get("volume.kubernetes.io/selected-node") != NODE_NAME
+            ):
+                continue
+            name = f"pvc-{meta['uid']}"
+            path = self.dir / "volumes" / name
+            path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o777)
+            with contextlib.suppress(urllib.error.HTTPError):  # 409: made on an earlier pass
+                self.plane.api("POST", "/api/v1/persistentvolumes", {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolume",
+                    "metadata": {"name": name, "annotations": {
+                        "pv.kubernetes.io/provisioned-by": PROVISIONER}},
+                    "spec": {
+                        "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+                        "accessModes": spec["accessModes"],
+                        "persistentVolumeReclaimPolicy": "Delete",
+                        "storageClassName": STORAGE_CLASS,
+                        "claimRef": {"namespace": meta["namespace"], "name": meta["name"],
+                                     "uid": meta["uid"]},
+                        "hostPath": {"path": str(path), "type": "Directory"},
+                        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "kubernetes.io/hostname", "operator": "In",
+                             "values": [NODE_NAME]}]}]}},
+                    },
+                })  # fmt: skip
+        for volume in self.plane.api("GET", "/api/v1/persistentvolumes")["items"]:
+            annotations = volume["metadata"].get("annotations") or {}
+            if (
+                annotations.get("pv.kubernetes.io/provisioned-by") == PROVISIONER
+                and volume.get("status", {}).get("phase") == "Released"
+            ):
+                name = volume["metadata"]["name"]
+                with contextlib.suppress(urllib.error.HTTPError):  # 404: already gone
+                    self.plane.api("DELETE", f"/api/v1/persistentvolumes/{name}")
+                shutil.rmtree(self.dir / "volumes" / name, ignore_errors=True)
 
 
 # -- host state: recording, restoring, clearing leftovers --------------------------------------

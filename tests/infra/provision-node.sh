@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Provisions a real Kubernetes node for the node tests, from package registries only:
 #   - Debian packages: containerd, runc, CNI plugins, iptables, debootstrap, umoci, skopeo, buildah;
-#   - kubelet and kube-proxy (the control plane's wrapper-module recipe), crictl and CoreDNS,
-#     built from the Go module proxy;
+#   - kubelet and kube-proxy (the control plane's wrapper-module recipe), crictl, CoreDNS and
+#     Traefik (Ingress and Gateway API controller), built from the Go module proxy, and the
+#     Gateway API CRDs from their Go module;
 #   - OCI archives of the images no registry serves here: the pause image (compiled from the
 #     upstream source in the k8s.io/kubernetes module), a Debian bookworm + Python base for
 #     services/Dockerfile, and a Kafka image (Maven Central jars, Debian's JRE, the launcher
@@ -15,6 +16,8 @@ K8S_VERSION="${K8S_VERSION:-1.34.10}"
 CRICTL_VERSION="${CRICTL_VERSION:-1.34.0}"
 COREDNS_VERSION="${COREDNS_VERSION:-1.13.2}"   # 1.13.3 is refused by the module proxy
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.2}"
+TRAEFIK_VERSION="${TRAEFIK_VERSION:-3.6.25}"    # 3.7.x replaces onto an unpublished module
+GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-1.4.0}"  # the version Traefik's go.mod requires
 DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PAUSE_VERSION="3.10.1"                         # the sandbox image Kubernetes 1.34 expects
@@ -34,7 +37,8 @@ have_all() {
   [ -f "$(stamp packages 1)" ] && [ -f "$(stamp kube "$K8S_VERSION")" ] &&
     [ -f "$(stamp crictl "$CRICTL_VERSION")" ] && [ -f "$(stamp coredns "$COREDNS_VERSION")" ] &&
     [ -f "$(stamp pause "$PAUSE_VERSION")" ] && [ -f "$(stamp base "$DEBIAN_SUITE")" ] &&
-    [ -f "$(stamp kafka "$kafka_key")" ]
+    [ -f "$(stamp kafka "$kafka_key")" ] && [ -f "$(stamp traefik "$TRAEFIK_VERSION")" ] &&
+    [ -f "$(stamp gateway-api "$GATEWAY_API_VERSION")" ]
 }
 if have_all; then echo "$OUT"; exit 0; fi
 
@@ -117,6 +121,42 @@ go_install() {  # name package version
   mv -f "$work/$1-out/$1" "$BIN/$1"
   rm -f "$OUT/.$1-"*
   touch "$(stamp "$1" "$3")"
+}
+
+build_traefik() {
+  # Traefik's go.mod has replace and exclude directives, so `go install ...@v` is refused: a
+  # wrapper module re-creates them. Its go.sum comes along: without it the checksum database is
+  # asked about some DNS-provider modules the proxy cannot vouch for.
+  local mod="github.com/traefik/traefik/v3" info gomod dir
+  mkdir "$work/traefik" && cd "$work/traefik"
+  "$GO" mod init local/traefik-build >/dev/null 2>&1
+  info="$("$GO" mod download -json "$mod@v$TRAEFIK_VERSION" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["GoMod"], d["Dir"])')"
+  gomod="${info% *}"; dir="${info#* }"
+  sed -n '/^replace (/,/^)/p; /^replace [^(]/p; /^exclude /p' "$gomod" >>go.mod
+  install -m 0644 "$dir/go.sum" go.sum
+  log "traefik: resolving $mod@v$TRAEFIK_VERSION"
+  "$GO" get "$mod/cmd/traefik@v$TRAEFIK_VERSION" >&2
+  log "traefik: building"
+  "$GO" build -trimpath -ldflags "-s -w -X $mod/pkg/version.Version=v$TRAEFIK_VERSION" \
+    -o "$work/traefik-out/traefik" "$mod/cmd/traefik"
+  mv -f "$work/traefik-out/traefik" "$BIN/traefik"
+  "$BIN/traefik" version >&2
+  rm -f "$OUT"/.traefik-*
+  touch "$(stamp traefik "$TRAEFIK_VERSION")"
+}
+
+gateway_api_crds() {
+  # The standard-channel CRDs ship inside the Go module of the Gateway API.
+  local dir
+  dir="$("$GO" mod download -json "sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  rm -rf "$OUT/gateway-api-crds"
+  mkdir -p "$OUT/gateway-api-crds"
+  cp "$dir"/config/crd/standard/*.yaml "$OUT/gateway-api-crds/"
+  chmod 0644 "$OUT"/gateway-api-crds/*.yaml
+  rm -f "$OUT"/.gateway-api-*
+  touch "$(stamp gateway-api "$GATEWAY_API_VERSION")"
 }
 
 # An OCI layout directory holding one image built from a root filesystem tree, saved as an
@@ -211,6 +251,9 @@ if want binaries; then
   log "kubelet, kube-proxy done after $((SECONDS - start))s"
   [ -f "$(stamp coredns "$COREDNS_VERSION")" ] ||
     (go_install coredns github.com/coredns/coredns "$COREDNS_VERSION")
+  log "coredns done after $((SECONDS - start))s"
+  [ -f "$(stamp gateway-api "$GATEWAY_API_VERSION")" ] || (gateway_api_crds)
+  [ -f "$(stamp traefik "$TRAEFIK_VERSION")" ] || (build_traefik)
 fi
 log "done after $((SECONDS - start))s"
 echo "$OUT"

@@ -6,6 +6,8 @@
     node_cluster.kube                kubectl/helm wired to it (tests/infra/controlplane.Kube)
     node_cluster.node                the Node: container_pid(), crictl(), log_tail()
     node_cluster.images              the OCI archives of the project images built here
+    node_cluster.gateway_port        Traefik (GatewayClass `traefik`) serves Gateway listeners
+                                     of this port number on 127.0.0.1
 
 Every test in this directory carries the `node` marker. Provisioning (packages, Go builds,
 Debian base and Kafka images, the project images with buildah) happens before the first test,
@@ -76,6 +78,7 @@ class NodeCluster:
     node: Node
     images: Path  # directory of the project images' OCI archives
     version: str  # their tag
+    gateway_port: int  # Traefik's entry point on 127.0.0.1: Gateway listeners use this port
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +92,9 @@ def node_cluster(request: pytest.FixtureRequest) -> Iterator[NodeCluster]:
         if keep:
             print(f"\ncontrol plane work dir: {plane.workdir}", file=sys.stderr)
         with Node(plane, node_dir / "bin", archives, tools_bin=tools_bin) as node:
-            cluster = NodeCluster(Kube(plane, tools_bin, k8s_bin), node, app_images, version)
+            port = node.start_gateway_controller(node_dir / "gateway-api-crds")
+            kube = Kube(plane, tools_bin, k8s_bin)
+            cluster = NodeCluster(kube, node, app_images, version, port)
             request.session.stash[_CLUSTER] = cluster
             try:
                 yield cluster
@@ -117,7 +122,7 @@ def diagnose(cluster: NodeCluster) -> str:
             section(f"logs {ns}/{name} (previous={previous})", "logs", "-n", ns, name,
                     "--all-containers", "--prefix", "--tail=40",
                     f"--previous={previous}")  # fmt: skip
-    for component in ("kubelet", "containerd", "kube-proxy", "coredns"):
+    for component in ("kubelet", "containerd", "kube-proxy", "coredns", "traefik"):
         parts.append(f"--- {component}.log\n{cluster.node.log_tail(component, 30)}")
     return "\n".join(parts)
 

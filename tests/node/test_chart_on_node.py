@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.infra.node import NODE_NAME, resolve
+from tests.infra.node import GATEWAY_CLASS, NODE_NAME, resolve
 from tests.node.conftest import NodeCluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,6 +107,18 @@ def release(node_cluster: NodeCluster) -> Iterator[Release]:
     kafka = next(i for i in images if i.startswith("localhost/volatility-kafka:"))
     repo, tag = kafka.rsplit(":", 1)
     rel = Release(node_cluster, ns, kafka)
+    # The HTTPRoute attaches to a Gateway of the real controller (Traefik) in the namespace.
+    kube.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "web"},
+        "spec": {
+            "gatewayClassName": GATEWAY_CLASS,
+            "listeners": [{"name": "http", "protocol": "HTTP",
+                           "port": node_cluster.gateway_port,
+                           "allowedRoutes": {"namespaces": {"from": "Same"}}}],
+        },
+    }))  # fmt: skip
     rel.values = [
         "--set", "image.registry=localhost",
         "--set-string", f"image.tag={node_cluster.version}",
@@ -114,6 +126,9 @@ def release(node_cluster: NodeCluster) -> Iterator[Release]:
         "--set-string", f"kafka.image.tag={tag}",
         "--set", "kafka.persistence.size=1Gi",
         "--set", "simulator.enabled=true",
+        "--set", "httpRoute.enabled=true",
+        "--set", "httpRoute.parentRefs[0].name=web",
+        "--set", "httpRoute.parentRefs[0].sectionName=http",
     ]  # fmt: skip
     kube.helm("install", RELEASE, str(CHART), "-n", ns, *rel.values, "--wait", "--timeout=8m",
               timeout=540)  # fmt: skip
@@ -182,6 +197,20 @@ def test_api_answers_ready_and_a_prediction_through_its_service(release: Release
     base = release.service_url("api", "http")
     with urllib.request.urlopen(base + "/ready", timeout=5) as r:  # noqa: S310
         assert json.load(r)["ready"] is True
+    answer = _post(base + "/predict", _predict_body(base))
+    assert answer, "empty prediction"
+
+
+def test_prediction_through_the_http_route_of_a_real_gateway_controller(release: Release) -> None:
+    def accepted() -> bool:
+        route = release.get("httproute", f"{FULLNAME}-api")
+        parents = route.get("status", {}).get("parents", [])
+        conditions = {c["type"]: c["status"] for p in parents for c in p["conditions"]}
+        return conditions.get("Accepted") == "True" and conditions.get("ResolvedRefs") == "True"
+
+    eventually(accepted, "the HTTPRoute accepted by Traefik", 60)
+    base = f"http://127.0.0.1:{release.cluster.gateway_port}"
+    eventually(lambda: json.loads(fetch(base + "/ready"))["ready"] is True, "/ready via Traefik")
     answer = _post(base + "/predict", _predict_body(base))
     assert answer, "empty prediction"
 
