@@ -48,7 +48,7 @@ class OperatorProcess:
     def __init__(self, args: list[str], kubeconfig: Path, namespace: str, log: Path) -> None:
         self.port = free_port()
         self.args = [
-            *[a for a in args if not a.startswith(("--liveness", "--probe-pods", "--log-format"))],
+            *[a for a in args if not a.startswith(("--liveness", "--log-format"))],
             f"--liveness=http://127.0.0.1:{self.port}/healthz",
             "--log-format=text",
             "--idle-interval=2",

@@ -1,0 +1,180 @@
+"""The ModelVariant operator against real pods: it asks every API and consumer pod what it
+serves (GET /version on the pod IP, the consumer's model-info metric) before it reports Ready.
+
+The operator runs on this machine with the arguments of the chart's operator pod and the
+chart's ServiceAccount token (as in the cluster tier): the test plane's API server listens on
+127.0.0.1 only and the `kubernetes` Service has no endpoint, so a pod cannot reach it, and the
+chart's operator Deployment is scaled to zero.
+
+Switches baseline -> ml -> baseline under a steady load of predictions through the API's
+Service: no request may fail. Prints the time from the `kubectl patch` to Ready and to the last
+pod serving the new variant.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.cluster.operator_process import OperatorProcess, service_account_kubeconfig
+from tests.node.conftest import NodeCluster
+from tests.node.test_chart_on_node import (
+    CHART,
+    FULLNAME,
+    RELEASE,
+    Load,
+    Release,
+    fetch,
+    samples,
+)
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def release(node_cluster: NodeCluster) -> Iterator[Release]:
+    kube = node_cluster.kube
+    ns = kube.namespace("vol-operator", pod_security="restricted")
+    images = node_cluster.node.images()
+    kafka = next(i for i in images if i.startswith("localhost/volatility-kafka:"))
+    repo, tag = kafka.rsplit(":", 1)
+    rel = Release(node_cluster, ns, kafka)
+    rel.values = [
+        "--set", "image.registry=localhost",
+        "--set-string", f"image.tag={node_cluster.version}",
+        "--set", f"kafka.image.repository={repo}",
+        "--set-string", f"kafka.image.tag={tag}",
+        "--set", "kafka.persistence.size=1Gi",
+        "--set", "simulator.enabled=true",
+        "--set", "operator.enabled=true",
+        "--set", "operator.modelVariant.progressDeadlineSeconds=300",
+    ]  # fmt: skip
+    # Not --wait: the chart's operator pod cannot become ready here (see the docstring).
+    # (helm still waits for its post-install topics Job.)
+    kube.helm("install", RELEASE, str(CHART), "-n", ns, *rel.values, "--timeout=8m",
+              timeout=540)  # fmt: skip
+    kube.kubectl("scale", "-n", ns, f"deployment/{FULLNAME}-operator", "--replicas=0")
+    for component in ("kafka", "api", "consumer", "featurizer", "ingest", "simulator"):
+        kind = "statefulset" if component == "kafka" else "deployment"
+        kube.kubectl("rollout", "status", "-n", ns, f"{kind}/{FULLNAME}-{component}",
+                     "--timeout=8m", timeout=540)  # fmt: skip
+    yield rel
+    kube.helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout=3m", timeout=240, check=False)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    release: Release, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    kube = release.cluster.kube
+    name = f"{FULLNAME}-operator"
+    deployment = json.loads(
+        kube.kubectl("get", "deployment", name, "-n", release.ns, "-o", "json").stdout
+    )
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    work = tmp_path_factory.mktemp("operator")
+    config = service_account_kubeconfig(kube, release.ns, name, work / "kubeconfig")
+    process = OperatorProcess(container["args"], config, release.ns, work / "operator.log")
+    assert "--probe-pods" in process.args
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(f"--- operator log\n{process.log_tail(30)}")
+
+
+def model_variant(release: Release) -> dict[str, Any]:
+    path = f"/apis/volatility.dev/v1alpha1/namespaces/{release.ns}/modelvariants/{FULLNAME}"
+    obj: dict[str, Any] = release.cluster.kube.plane.api("GET", path)
+    return obj
+
+
+def is_ready_on(variant: str) -> Callable[[dict[str, Any]], bool]:
+    def check(obj: dict[str, Any]) -> bool:
+        status = obj.get("status") or {}
+        return bool(
+            status.get("phase") == "Ready"
+            and status.get("variant") == variant
+            and status.get("observedGeneration") == obj["metadata"]["generation"]
+        )
+
+    return check
+
+
+def served(release: Release) -> dict[str, str | None]:
+    """What every live API and consumer pod reports it serves, asked on its pod IP."""
+    out: dict[str, str | None] = {}
+    for pod in release.pods("api"):
+        ip = pod["status"].get("podIP")
+        try:
+            out[pod["metadata"]["name"]] = json.loads(fetch(f"http://{ip}:8000/version", 2))[
+                "variant"
+            ]
+        except (OSError, ValueError, KeyError):
+            out[pod["metadata"]["name"]] = None
+    for pod in release.pods("consumer"):
+        ip = pod["status"].get("podIP")
+        try:
+            text = fetch(f"http://{ip}:9000/metrics", 2)
+            info = [labels for labels, v in samples(text, "volatility_model_info") if v == 1]
+            out[pod["metadata"]["name"]] = next(
+                (v for labels in info for k, v in labels.items() if k.endswith("variant")), None
+            )
+        except (OSError, ValueError):
+            out[pod["metadata"]["name"]] = None
+    return out
+
+
+def test_the_operator_finds_every_pod_serving_the_chart_variant(
+    release: Release, operator: OperatorProcess
+) -> None:
+    deadline = time.monotonic() + 120
+    while not is_ready_on("baseline")(obj := model_variant(release)):
+        assert time.monotonic() < deadline, obj.get("status")
+        time.sleep(0.5)  # poll against the deadline
+    assert "reported by every pod" in obj["status"]["message"], obj["status"]["message"]
+
+
+@pytest.mark.parametrize("variant", ["ml", "baseline"])
+def test_a_switch_under_load_fails_no_request(
+    release: Release, operator: OperatorProcess, variant: str
+) -> None:
+    kube = release.cluster.kube
+    base = release.service_url("api", "http")
+    with Load(base) as load:
+        start = time.monotonic()
+        kube.kubectl(
+            "-n", release.ns, "patch", "mv", FULLNAME, "--type", "merge",
+            "-p", json.dumps({"spec": {"variant": variant}}),
+        )  # fmt: skip
+        last_pod = ready_at = None
+        while ready_at is None or last_pod is None:
+            now = time.monotonic()
+            assert now - start < 300, (model_variant(release).get("status"), served(release))
+            if last_pod is None:
+                reports = served(release)
+                if reports and all(v == variant for v in reports.values()):
+                    last_pod = time.monotonic() - start
+            if ready_at is None and is_ready_on(variant)(model_variant(release)):
+                ready_at = time.monotonic() - start
+            time.sleep(0.1)  # sampling period of the measurement
+    print(
+        f"switch to {variant} on the real node: Ready after {ready_at:.1f}s, last pod serving "
+        f"after {last_pod:.1f}s; {load.ok} requests succeeded, {len(load.failures)} failed"
+    )
+    assert load.ok > 20
+    assert not load.failures, load.failures[:10]
+    with urllib.request.urlopen(base + "/version", timeout=5) as r:  # noqa: S310
+        assert json.load(r)["variant"] == variant
+    obj = model_variant(release)
+    assert "reported by every pod" in obj["status"]["message"]
+
+
+def test_the_liveness_probe_stays_healthy(operator: OperatorProcess) -> None:
+    assert operator.liveness() == (200, {"watch": "1 resources up to date"})
