@@ -359,9 +359,12 @@ def warm(stack: Stack) -> Stack:
     def live() -> bool:
         labelled = stack.query(f"volatility_live_labelled{{{sel}}} > 0")
         psi = stack.query(f"count by (product) (volatility_feature_psi{{{sel}}})")
-        # Every rate window needs two scrapes of the API's counters and of the live ticks.
+        # Every rate window needs two scrapes of the API's counters and of the live product's
+        # predictions (its first vector comes after its 60 s warm-up).
         api = stack.query(f"sum(rate(volatility_http_requests_total{{{sel}}}[1m])) > 0")
-        ticks = stack.query(f"sum(rate(volatility_ticks_total{{{INGEST}}}[1m])) > 0")
+        ticks = stack.query(
+            f'sum(rate(volatility_predictions_total{{{sel}, product="{LIVE}"}}[1m])) > 0'
+        )
         up = stack.query(f"up{{{sel}}} == 1")
         # Both consumer groups are through the replayed burst.
         settled = stack.query(f"max by (group) (volatility_consumer_lag{{{sel}}}) < {SETTLED_LAG}")
