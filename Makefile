@@ -36,7 +36,7 @@ test: $(STAMP) infra ## Run every test tier: unit, real Kafka broker, real Kuber
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-infra: ## Provision the real test components (cached in ~/.cache/volatility): helm, kubectl, Kafka, Kubernetes, a real node, Prometheus
+infra: ## Provision the real test components (cached in ~/.cache/volatility): helm, kubectl, Kafka, Kubernetes, a real node, Prometheus and Alertmanager
 	bash tests/infra/provision-tools.sh
 	bash tests/infra/provision-kafka.sh
 	bash tests/infra/provision-k8s.sh
