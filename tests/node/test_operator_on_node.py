@@ -52,6 +52,7 @@ def release(node_cluster: NodeCluster) -> Iterator[Release]:
         "--set", "kafka.persistence.size=1Gi",
         "--set", "simulator.enabled=true",
         "--set", "operator.enabled=true",
+        "--set", "consumer.replicaCount=2",
         "--set", "operator.modelVariant.progressDeadlineSeconds=300",
     ]  # fmt: skip
     # Not --wait: the chart's operator pod cannot become ready here (see the docstring).
