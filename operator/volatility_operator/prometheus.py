@@ -10,10 +10,12 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from volatility.names import GROUP_CONSUMER, METRIC_NAMESPACE
+from volatility.names import GROUP_CONSUMER, METRIC_NAMESPACE, ROLE_ACTIVE, ROLE_SHADOW
 from volatility_operator.resource import Signal
 
 NS = METRIC_NAMESPACE
+#: Labelled predictions a live figure needs before it may drive a rollback.
+LIVE_MIN_LABELLED = 200
 
 
 def queries(selector: str = "", window: str = "1m") -> dict[Signal, str]:
@@ -22,6 +24,10 @@ def queries(selector: str = "", window: str = "1m") -> dict[Signal, str]:
     def sel(*matchers: str) -> str:
         inner = ",".join(m for m in (*matchers, selector) if m)
         return "{" + inner + "}" if inner else ""
+
+    def live(role: str) -> str:
+        role_sel = sel(f'role="{role}"')
+        return f"{NS}_live_pr_auc{role_sel} and {NS}_live_labelled{role_sel} >= {LIVE_MIN_LABELLED}"
 
     requests = f"{NS}_http_requests_total"
     five_xx = 'status=~"5.."'
@@ -37,6 +43,12 @@ def queries(selector: str = "", window: str = "1m") -> dict[Signal, str]:
             f" / sum(rate({requests}{sel()}[{window}]))"
         ),
         "consumerLag": f"sum({NS}_consumer_lag{sel(group)})",
+        # How far the serving variant's live PR-AUC trails the shadow's, on the product where
+        # it trails most; only figures backed by LIVE_MIN_LABELLED labelled predictions count.
+        "liveQualityGap": (
+            f"max(max by (product) ({live(ROLE_SHADOW)}) - on (product) max by (product) "
+            f"({live(ROLE_ACTIVE)}))"
+        ),
     }
 
 

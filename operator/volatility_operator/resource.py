@@ -23,7 +23,7 @@ Role = Literal["api", "consumer"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
 Trigger = Literal["manual", "automatic"]
 TRIGGERS: Final[tuple[Trigger, ...]] = get_args(Trigger)
-Signal = Literal["apiLatencyP95Seconds", "errorRatio", "consumerLag"]
+Signal = Literal["apiLatencyP95Seconds", "errorRatio", "consumerLag", "liveQualityGap"]
 SIGNALS: Final[tuple[Signal, ...]] = get_args(Signal)
 
 # Reasons, as they appear in conditions, history and Events.

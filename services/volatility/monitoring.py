@@ -20,12 +20,13 @@ import numpy as np
 
 from volatility import metrics
 from volatility.features.spec import FEATURE_NAMES
+from volatility.names import ROLE_ACTIVE, ROLE_SHADOW
 from volatility.scoring.contract import ModelContract
 from volatility.scoring.drift import DriftMonitor, references_of
 from volatility.scoring.live import DEFAULT_WINDOW, Figures, LiveLabeller, LiveQuality
 from volatility.scoring.target import LabelSpec
 
-ACTIVE, SHADOW = "active", "shadow"
+ACTIVE, SHADOW = ROLE_ACTIVE, ROLE_SHADOW
 
 
 @dataclass(frozen=True)

@@ -35,4 +35,7 @@ LABEL_TOPIC: Final = "topic"
 LABEL_REASON: Final = "reason"
 # Live model quality: the figure of the variant serving ("active") or scored beside it ("shadow").
 LABEL_ROLE: Final = "role"
+# Values of LABEL_ROLE: the variant serving, and the one scored beside it without serving.
+ROLE_ACTIVE: Final = "active"
+ROLE_SHADOW: Final = "shadow"
 LABEL_FEATURE: Final = "feature"
