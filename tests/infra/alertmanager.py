@@ -111,7 +111,9 @@ class Alertmanager:
         deadline = time.monotonic() + 60
         while not self._ready():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"alertmanager did not get ready:\n{self.log_tail()}")
+                message = f"alertmanager did not get ready:\n{self.log_tail()}"
+                self.__exit__(None, None, None)  # stop it and remove its directory
+                raise RuntimeError(message)
             time.sleep(0.2)  # poll /-/ready against the deadline
         return self
 
