@@ -4,8 +4,9 @@ The consumer (and `volatility up`) scores every vector with the serving variant 
 the other one. `ModelMonitor` feeds the scored vectors to the plain-code parts
 (`scoring.live` labels each prediction once its horizon has passed and keeps rolling figures;
 `scoring.drift` compares recent vectors with the training distribution) and publishes their
-figures every ``export_every`` seconds of event time, labelled ``model_variant``, ``product`` and
-``role`` (active or shadow). Figures cover the last ``window`` labelled predictions (one hour of
+figures at most every ``export_every`` seconds (wall clock: publishing gauges changes no
+output, and products whose event clocks differ widely all stay fresh), labelled
+``model_variant``, ``product`` and ``role`` (active or shadow). Figures cover the last ``window`` labelled predictions (one hour of
 seconds by default) and drift the last ``window`` vectors, per product.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -76,10 +78,11 @@ class ModelMonitor:
     ) -> None:
         """A scored batch: rows in stream order, ``scores`` per variant, aligned with the rows."""
         with self._lock:
-            latest = self._observe(product_ids, event_times, matrix, scores)
-        if latest - self._exported_at >= self._export_every:
+            self._observe(product_ids, event_times, matrix, scores)
+        now = time.monotonic()
+        if now - self._exported_at >= self._export_every:
             self.export()
-            self._exported_at = latest
+            self._exported_at = now
 
     def _observe(
         self,
@@ -87,20 +90,17 @@ class ModelMonitor:
         event_times: Sequence[float],
         matrix: np.ndarray,
         scores: Mapping[str, Sequence[float]],
-    ) -> float:
+    ) -> None:
         variants = list(scores)
         rv = matrix[:, self._rv].tolist()
-        latest = -math.inf
         for i, (product, t) in enumerate(zip(product_ids, event_times, strict=True)):
             given = {v: scores[v][i] for v in variants}
             labelled = self.labeller.observe(product, t, rv[i], given)
             if labelled is not None:
                 self.quality.add(labelled)
-            latest = max(latest, t)
         for product in set(product_ids):
             rows = [i for i, p in enumerate(product_ids) if p == product]
             self.drift.add_many(product, matrix[rows])
-        return latest
 
     def rows(self) -> list[QualityRow]:
         with self._lock:
