@@ -6,8 +6,9 @@ the other one. `ModelMonitor` feeds the scored vectors to the plain-code parts
 `scoring.drift` compares recent vectors with the training distribution) and publishes their
 figures at most every ``export_every`` seconds (wall clock: publishing gauges changes no
 output, and products whose event clocks differ widely all stay fresh), labelled
-``model_variant``, ``product`` and ``role`` (active or shadow). Figures cover the last ``window`` labelled predictions (one hour of
-seconds by default) and drift the last ``window`` vectors, per product.
+``model_variant``, ``product`` and ``role`` (active or shadow). Figures cover the last
+``window`` labelled predictions (one hour of seconds by default) and drift the last ``window``
+vectors, per product.
 """
 
 from __future__ import annotations
