@@ -12,7 +12,7 @@ from volatility_training.labels import DEFAULT_HORIZON, DEFAULT_QUANTILE, DEFAUL
 DEFAULT_MODELS = Path("models/artifacts")
 
 
-def _add_data_argument(parser: argparse.ArgumentParser) -> None:
+def add_data_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         nargs="+",
@@ -24,7 +24,7 @@ def _add_data_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_data_argument(parser)
+    add_data_argument(parser)
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_MODELS, metavar="DIR", help="writes DIR/<variant>/"
     )
@@ -47,7 +47,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_data_argument(parser)
+    add_data_argument(parser)
     parser.add_argument("--models", type=Path, default=DEFAULT_MODELS, metavar="DIR")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(

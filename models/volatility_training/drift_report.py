@@ -16,21 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from volatility_training.commands import DEFAULT_MODELS
+from volatility_training.commands import DEFAULT_MODELS, add_data_argument
 
 DEFAULT_TRAINING_DATA = Path("../shared/data/coinbase")
 TOP = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        nargs="+",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="recordings to compare (.ndjson files, or folders of them)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--models", type=Path, default=DEFAULT_MODELS, metavar="DIR")
     parser.add_argument(
         "--training-data",

@@ -29,7 +29,7 @@ from volatility_training.candidates import Candidate, candidate, fit
 from volatility_training.dataset import Dataset
 from volatility_training.labels import LabelSpec, label_dataset
 from volatility_training.leakage import check_labels, check_split
-from volatility_training.split import session_folds
+from volatility_training.split import Fold, session_folds
 
 BASELINE = "baseline"
 ML = "ml"
@@ -65,6 +65,12 @@ class Selection:
     rows: int  # out-of-fold rows behind those figures
 
 
+def _check_fold(ds: Dataset, fold: Fold, spec: LabelSpec) -> None:
+    """The split guard on a fold, from the rows' own times and sessions."""
+    tr, te = fold.train, fold.test
+    check_split(ds.times[tr], ds.sessions[tr], ds.times[te], ds.sessions[te], spec.horizon)
+
+
 def select(
     ds: Dataset,
     labels: np.ndarray,
@@ -76,13 +82,7 @@ def select(
     oof = {name: np.full(len(ds), np.nan) for name in models}
     covered = np.zeros(len(ds), dtype=bool)
     for fold in session_folds(ds.sessions, ds.times, gap=spec.horizon, rows=rows):
-        check_split(
-            ds.times[fold.train],
-            ds.sessions[fold.train],
-            ds.times[fold.test],
-            ds.sessions[fold.test],
-            spec.horizon,
-        )
+        _check_fold(ds, fold, spec)
         y_train = labels[fold.train]
         if not y_train.any() or y_train.all():
             continue
@@ -141,13 +141,7 @@ def cross_validate(
     folds: list[dict[str, Any]] = []
     for fold in session_folds(ds.sessions, ds.times, gap=spec.horizon, rows=labelled):
         name = ds.files[fold.session].name if ds.files else str(fold.session)
-        check_split(
-            ds.times[fold.train],
-            ds.sessions[fold.train],
-            ds.times[fold.test],
-            ds.sessions[fold.test],
-            spec.horizon,
-        )
+        _check_fold(ds, fold, spec)
         y_train = labels[fold.train]
         if not y_train.any() or y_train.all():
             step(f"skip {name}")

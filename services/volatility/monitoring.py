@@ -78,30 +78,21 @@ class ModelMonitor:
         scores: Mapping[str, Sequence[float]],
     ) -> None:
         """A scored batch: rows in stream order, ``scores`` per variant, aligned with the rows."""
+        variants = list(scores)
+        rv = matrix[:, self._rv].tolist()
         with self._lock:
-            self._observe(product_ids, event_times, matrix, scores)
+            for i, (product, t) in enumerate(zip(product_ids, event_times, strict=True)):
+                given = {v: scores[v][i] for v in variants}
+                labelled = self.labeller.observe(product, t, rv[i], given)
+                if labelled is not None:
+                    self.quality.add(labelled)
+            for product in set(product_ids):
+                rows = [i for i, p in enumerate(product_ids) if p == product]
+                self.drift.add_many(product, matrix[rows])
         now = time.monotonic()
         if now - self._exported_at >= self._export_every:
             self.export()
             self._exported_at = now
-
-    def _observe(
-        self,
-        product_ids: Sequence[str],
-        event_times: Sequence[float],
-        matrix: np.ndarray,
-        scores: Mapping[str, Sequence[float]],
-    ) -> None:
-        variants = list(scores)
-        rv = matrix[:, self._rv].tolist()
-        for i, (product, t) in enumerate(zip(product_ids, event_times, strict=True)):
-            given = {v: scores[v][i] for v in variants}
-            labelled = self.labeller.observe(product, t, rv[i], given)
-            if labelled is not None:
-                self.quality.add(labelled)
-        for product in set(product_ids):
-            rows = [i for i, p in enumerate(product_ids) if p == product]
-            self.drift.add_many(product, matrix[rows])
 
     def rows(self) -> list[QualityRow]:
         with self._lock:
