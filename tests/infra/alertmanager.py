@@ -4,21 +4,14 @@ reads back."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
-import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any
 
-from tests.infra.controlplane import free_port
+from tests.infra.loopback_server import LoopbackServer
 
 
 class WebhookReceiver:
@@ -59,22 +52,18 @@ class WebhookReceiver:
         self._thread.join(5)
 
 
-class Alertmanager:
+class Alertmanager(LoopbackServer):
     """One Alertmanager, clustering off, sending every alert group to ``webhook_url`` after
     ``group_wait``."""
 
+    name = "alertmanager"
+
     def __init__(self, bin_dir: Path, webhook_url: str, group_wait: str = "1s") -> None:
-        self.bin_dir = bin_dir
+        super().__init__(bin_dir)
         self.webhook_url = webhook_url
         self.group_wait = group_wait
-        self.workdir = Path(tempfile.mkdtemp(prefix="volatility-alertmanager-"))
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.address}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
-    def __enter__(self) -> Self:
+    def arguments(self) -> list[str]:
         config = self.workdir / "alertmanager.yml"
         config.write_text(
             json.dumps(  # JSON is YAML
@@ -95,59 +84,15 @@ class Alertmanager:
                 }
             )
         )
-        self._log = open(self.workdir / "alertmanager.log", "wb")
-        self.proc = subprocess.Popen(
-            [
-                str(self.bin_dir / "alertmanager"),
-                f"--config.file={config}",
-                f"--storage.path={self.workdir / 'data'}",
-                f"--web.listen-address={self.address}",
-                "--cluster.listen-address=",  # no gossip port: one instance, loopback only
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while not self._ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                message = f"alertmanager did not get ready:\n{self.log_tail()}"
-                self.__exit__(None, None, None)  # stop it and remove its directory
-                raise RuntimeError(message)
-            time.sleep(0.2)  # poll /-/ready against the deadline
-        return self
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:  # noqa: S310
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        return [
+            f"--config.file={config}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address={self.address}",
+            "--cluster.listen-address=",  # no gossip port: one instance, loopback only
+        ]
 
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts Alertmanager holds now (its v2 API)."""
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as r:  # noqa: S310
             alerts: list[dict[str, Any]] = json.load(r)
         return alerts
-
-    def log_tail(self, lines: int = 30) -> str:
-        path = self.workdir / "alertmanager.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -5,25 +5,20 @@ and latency a test chooses."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import signal
 import subprocess
-import tempfile
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from tests.infra.controlplane import free_port
+from tests.infra.loopback_server import LoopbackServer
 from volatility.api.metrics import ApiMetrics
 
 INFRA = Path(__file__).resolve().parent
@@ -73,9 +68,11 @@ class SignalExporter:
         self._server.shutdown()
 
 
-class Prometheus:
+class Prometheus(LoopbackServer):
     """``config`` (a function of the work directory, returning prometheus.yml) replaces the
     default one-job configuration scraping ``targets``."""
+
+    name = "prometheus"
 
     def __init__(
         self,
@@ -83,16 +80,11 @@ class Prometheus:
         targets: list[str],
         config: Callable[[Path], str] | None = None,
     ) -> None:
-        self.bin_dir = bin_dir
-        self.workdir = Path(tempfile.mkdtemp(prefix="volatility-prometheus-"))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(bin_dir)
         self.targets = targets
         self.config = config
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
-    def __enter__(self) -> Self:
+    def arguments(self) -> list[str]:
         config = self.workdir / "prometheus.yml"
         listed = ", ".join(f'"{t}"' for t in self.targets)
         config.write_text(
@@ -102,31 +94,11 @@ class Prometheus:
             "scrape_configs:\n"
             f"  - job_name: volatility\n    static_configs: [{{targets: [{listed}]}}]\n"
         )
-        self._log = open(self.workdir / "prometheus.log", "wb")
-        self.proc = subprocess.Popen(
-            [
-                str(self.bin_dir / "prometheus"),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while not self._ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus did not get ready:\n{self.log_tail()}")
-            time.sleep(0.2)  # poll /-/ready against the deadline
-        return self
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:  # noqa: S310
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        return [
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address={self.address}",
+        ]
 
     def query(self, expr: str) -> dict[str, Any]:
         """The HTTP API's answer to an instant query: status, and data or the error."""
@@ -137,25 +109,3 @@ class Prometheus:
         except urllib.error.HTTPError as e:  # a query Prometheus refuses, with its reason
             answer = json.load(e)
         return answer
-
-    def log_tail(self, lines: int = 30) -> str:
-        path = self.workdir / "prometheus.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
