@@ -30,7 +30,11 @@ def fit_baseline(rv: np.ndarray) -> tuple[float, float]:
 
 def baseline_scores(features: np.ndarray, mu: float, sigma: float) -> np.ndarray:
     """The rule in numpy, for parity checks against the ONNX graph."""
-    x = features[:, FEATURE_NAMES.index(BASELINE_FEATURE)].astype(np.float64)
+    return rule_of(features[:, FEATURE_NAMES.index(BASELINE_FEATURE)].astype(np.float64), mu, sigma)
+
+
+def rule_of(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:
+    """sigmoid((ln(x + eps) - mu) / sigma) of the baseline feature's values."""
     with np.errstate(invalid="ignore"):
         z = (np.log(x + EPS) - mu) / sigma
     return np.asarray(1.0 / (1.0 + np.exp(-z)))
@@ -50,6 +54,10 @@ class BaselineRule:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         return guard_scores(features, baseline_scores(features, self.mu, self.sigma))
+
+    def score_of(self, value: float) -> float:
+        """The score of a row whose baseline feature is ``value``."""
+        return float(rule_of(np.array([value]), self.mu, self.sigma)[0])
 
     def to_onnx(self, metadata: dict[str, str]) -> Any:
         return build_baseline_onnx(self.mu, self.sigma, metadata)

@@ -186,7 +186,7 @@ def _train(
             final_selection={"chosen": final.chosen, "pr_auc": final.pr_auc, "rows": final.rows},
             parity_gap=gap,
             prevalence=float(y.mean()),
-            baseline_at_one=float(1.0 / (1.0 + np.exp(-(np.log1p(EPS) - rule.mu) / rule.sigma))),
+            baseline_at_one=rule.score_of(1.0),
             baseline_threshold=operating["baseline"],
         )
         step(f"export {variant}")
