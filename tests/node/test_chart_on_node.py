@@ -99,13 +99,27 @@ def restarts(pod: dict[str, Any]) -> int:
     return sum(c.get("restartCount", 0) for c in pod["status"].get("containerStatuses", []))
 
 
+def node_values(node_cluster: NodeCluster) -> tuple[str, list[str]]:
+    """The Kafka image built here, and the values every release on the node starts from: the
+    images built here, a small Kafka volume, ingest on the in-cluster simulator."""
+    images = node_cluster.node.images()
+    kafka = next(i for i in images if i.startswith("localhost/volatility-kafka:"))
+    repo, tag = kafka.rsplit(":", 1)
+    return kafka, [
+        "--set", "image.registry=localhost",
+        "--set-string", f"image.tag={node_cluster.version}",
+        "--set", f"kafka.image.repository={repo}",
+        "--set-string", f"kafka.image.tag={tag}",
+        "--set", "kafka.persistence.size=1Gi",
+        "--set", "simulator.enabled=true",
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def release(node_cluster: NodeCluster) -> Iterator[Release]:
     kube = node_cluster.kube
     ns = kube.namespace("vol-node", pod_security="restricted")
-    images = node_cluster.node.images()
-    kafka = next(i for i in images if i.startswith("localhost/volatility-kafka:"))
-    repo, tag = kafka.rsplit(":", 1)
+    kafka, base_values = node_values(node_cluster)
     rel = Release(node_cluster, ns, kafka)
     # The HTTPRoute attaches to a Gateway of the real controller (Traefik) in the namespace.
     kube.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
@@ -120,12 +134,7 @@ def release(node_cluster: NodeCluster) -> Iterator[Release]:
         },
     }))  # fmt: skip
     rel.values = [
-        "--set", "image.registry=localhost",
-        "--set-string", f"image.tag={node_cluster.version}",
-        "--set", f"kafka.image.repository={repo}",
-        "--set-string", f"kafka.image.tag={tag}",
-        "--set", "kafka.persistence.size=1Gi",
-        "--set", "simulator.enabled=true",
+        *base_values,
         "--set", "httpRoute.enabled=true",
         "--set", "httpRoute.parentRefs[0].name=web",
         "--set", "httpRoute.parentRefs[0].sectionName=http",

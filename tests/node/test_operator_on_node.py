@@ -30,6 +30,7 @@ from tests.node.test_chart_on_node import (
     Load,
     Release,
     fetch,
+    node_values,
     samples,
 )
 
@@ -40,17 +41,10 @@ pytestmark = pytest.mark.timeout(900)
 def release(node_cluster: NodeCluster) -> Iterator[Release]:
     kube = node_cluster.kube
     ns = kube.namespace("vol-operator", pod_security="restricted")
-    images = node_cluster.node.images()
-    kafka = next(i for i in images if i.startswith("localhost/volatility-kafka:"))
-    repo, tag = kafka.rsplit(":", 1)
+    kafka, base_values = node_values(node_cluster)
     rel = Release(node_cluster, ns, kafka)
     rel.values = [
-        "--set", "image.registry=localhost",
-        "--set-string", f"image.tag={node_cluster.version}",
-        "--set", f"kafka.image.repository={repo}",
-        "--set-string", f"kafka.image.tag={tag}",
-        "--set", "kafka.persistence.size=1Gi",
-        "--set", "simulator.enabled=true",
+        *base_values,
         "--set", "operator.enabled=true",
         "--set", "consumer.replicaCount=2",
         "--set", "operator.modelVariant.progressDeadlineSeconds=300",
