@@ -172,6 +172,11 @@ MESSAGES_OUT = Counter(
 DELIVERY_ERRORS = Counter(
     f"{NS}_delivery_errors", "Produced messages the broker did not acknowledge", [LABEL_SERVICE]
 )
+PRODUCER_REPLACEMENTS = Counter(
+    f"{NS}_producer_replacements",
+    "Producers replaced because they had stopped sending to partitions the broker serves",
+    [LABEL_SERVICE],
+)
 CONSUMER_LAG = Gauge(
     f"{NS}_consumer_lag",
     "Messages between a partition's high watermark and the group's position in it",

@@ -13,13 +13,17 @@ Nothing here depends on the cluster's size: bootstrap servers and security come 
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from volatility import metrics
 from volatility.bus.base import BusUnavailableError, Message, PartitionState, RevokeCallback
+from volatility.bus.stall import StallDetector
 from volatility.settings import KafkaConsumerSettings, KafkaSettings
 
 __all__ = ["BusUnavailableError", "KafkaBus", "KafkaSubscription", "PartitionState"]
@@ -27,6 +31,8 @@ __all__ = ["BusUnavailableError", "KafkaBus", "KafkaSubscription", "PartitionSta
 log = logging.getLogger(__name__)
 
 _CHECKPOINT_PREFIX = "rebuild_from="
+# topic, partition, key, value, headers
+_Resend = tuple[str, int | None, bytes | None, bytes | None, list[tuple[str, bytes]] | None]
 _ERROR_LOG_INTERVAL = 5.0
 
 
@@ -251,16 +257,24 @@ class KafkaBus:
         consumer_settings: KafkaConsumerSettings | None = None,
         service: str = "kafka",
     ) -> None:
-        from confluent_kafka import Producer
-
         self._settings = settings
         self._consumer_settings = consumer_settings or KafkaConsumerSettings()
         self._service = service
         self._errors = 0
         self._log = _ThrottledLog()
-        self._producer = Producer(
+        self._stalls = StallDetector(settings.producer_stall_seconds)
+        self._next_watch = 0.0
+        self._next_leader_check = 0.0
+        self._salvage: _Salvage | None = None
+        self._numbers = itertools.count()
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> Any:
+        from confluent_kafka import Producer
+
+        return Producer(
             {
-                **settings.client_config(),
+                **self._settings.client_config(),
                 "enable.idempotence": True,
                 "acks": "all",
                 # Services flush every batch (which sends at once), so linger only groups the
@@ -271,6 +285,8 @@ class KafkaBus:
                 # a Python callback per message.
                 "delivery.report.only.error": True,
                 "error_cb": self._client_error,
+                "statistics.interval.ms": 1000,
+                "stats_cb": self._on_stats,
             }
         )
 
@@ -284,7 +300,14 @@ class KafkaBus:
         else:
             self._log.warning(f"producer: {err}")
 
-    def _delivered(self, err: Any, _msg: Any) -> None:
+    def _on_stats(self, document: str) -> None:
+        self._stalls.observe(json.loads(document), time.monotonic())
+
+    def _delivered(self, number: int, err: Any, msg: Any) -> None:
+        # ``number`` is the message's place in produce order: a purge hands messages back in
+        # no particular order, and a replacement must re-send them in the original one.
+        if err is not None and self._salvage is not None and self._salvage.take(number, err, msg):
+            return
         if err is not None:
             self._errors += 1
             metrics.DELIVERY_ERRORS.labels(self._service).inc()
@@ -297,13 +320,15 @@ class KafkaBus:
         value: bytes,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
+        self._watch()
         produce = self._producer.produce
+        delivered = partial(self._delivered, next(self._numbers))
         while True:
             try:
                 if headers:
-                    produce(topic, value, key, headers=list(headers), on_delivery=self._delivered)
+                    produce(topic, value, key, headers=list(headers), on_delivery=delivered)
                 else:
-                    produce(topic, value, key, on_delivery=self._delivered)
+                    produce(topic, value, key, on_delivery=delivered)
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: serve callbacks, then retry
@@ -311,12 +336,14 @@ class KafkaBus:
     def publish_many(self, topic: str, items: Sequence[tuple[str | None, bytes]]) -> None:
         """Publish keyed values in order (the hot path: no per-message Python work but one
         produce call)."""
+        self._watch()
         produce = self._producer.produce
-        delivered = self._delivered
+        delivered, numbers = self._delivered, self._numbers
         for key, value in items:
+            on_delivery = partial(delivered, next(numbers))
             while True:
                 try:
-                    produce(topic, value, key, on_delivery=delivered)
+                    produce(topic, value, key, on_delivery=on_delivery)
                     break
                 except BufferError:
                     self._producer.poll(0.05)
@@ -340,7 +367,88 @@ class KafkaBus:
         )
 
     def flush(self, timeout: float = 10.0) -> int:
-        return int(self._producer.flush(timeout))
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            pending = int(self._producer.flush(max(0.0, min(1.0, left))))
+            if not pending or left <= 1.0:
+                return pending
+            self._recover_if_stalled()
+
+    def _watch(self) -> None:
+        """At most once a second on the publish path: serve callbacks, look for stalls."""
+        now = time.monotonic()
+        if now >= self._next_watch:
+            self._next_watch = now + 1.0
+            self._producer.poll(0)
+            self._recover_if_stalled()
+
+    def _recover_if_stalled(self) -> None:
+        now = time.monotonic()
+        stalled = self._stalls.stalled(now)
+        if not stalled or now < self._next_leader_check:
+            return
+        # A broker that is down or has no leader for the partition explains the stall, and a
+        # new producer would not help: ask again a stall period later.
+        self._next_leader_check = now + max(self._stalls.after, 1.0)
+        if self._broker_serves(stalled):
+            self._replace_producer(stalled)
+
+    def _broker_serves(self, partitions: Sequence[tuple[str, int]]) -> bool:
+        from confluent_kafka import KafkaException
+
+        for topic in sorted({t for t, _ in partitions}):
+            try:
+                meta = self._producer.list_topics(topic, timeout=2.0).topics.get(topic)
+            except KafkaException:
+                return False
+            if meta is None or meta.error is not None:
+                return False
+            for t, p in partitions:
+                if t == topic and (p not in meta.partitions or meta.partitions[p].leader < 0):
+                    return False
+        return True
+
+    def _replace_producer(self, stalled: Sequence[tuple[str, int]]) -> None:
+        """Move every undelivered message to a new producer, in order per partition.
+
+        Queued messages are purged and kept; requests already in flight finish on the old
+        producer first (a stalled partition has none), so that nothing sent later overtakes
+        them. One the broker leaves unanswered for 30 s fails as any undelivered message does.
+        """
+        old, salvage = self._producer, _Salvage()
+        self._salvage = salvage
+        try:
+            old.purge(in_queue=True, in_flight=False)
+            if old.flush(30.0):
+                old.purge(in_queue=True, in_flight=True)
+                old.flush(1.0)
+        finally:
+            self._salvage = None
+        self._stalls.reset()
+        self._producer = self._new_producer()
+        messages = salvage.in_order()
+        for topic, partition, key, value, headers in messages:
+            # Keep the partition it had; a message not yet partitioned goes by its key.
+            placed = {} if partition is None or partition < 0 else {"partition": partition}
+            while True:
+                try:
+                    self._producer.produce(
+                        topic,
+                        value,
+                        key,
+                        headers=headers,
+                        on_delivery=partial(self._delivered, next(self._numbers)),
+                        **placed,
+                    )
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
+        metrics.PRODUCER_REPLACEMENTS.labels(self._service).inc()
+        log.warning(
+            "replaced a producer that had stopped sending to partitions the broker serves",
+            extra={"partitions": [f"{t}[{p}]" for t, p in stalled], "resent": len(messages)},
+        )
 
     def close(self) -> None:
         self.flush()
@@ -365,6 +473,25 @@ class KafkaBus:
                 f"topics missing on {self._settings.bootstrap_servers}: {', '.join(missing)} "
                 "(create them with `volatility kafka init`)"
             )
+
+
+class _Salvage:
+    """The messages a purge of the queue handed back, to be re-sent in produce order."""
+
+    def __init__(self) -> None:
+        self._messages: list[tuple[int, _Resend]] = []
+
+    def take(self, number: int, err: Any, msg: Any) -> bool:
+        from confluent_kafka import KafkaError
+
+        if err.code() != KafkaError._PURGE_QUEUE:
+            return False
+        resend = (msg.topic(), msg.partition(), msg.key(), msg.value(), msg.headers() or None)
+        self._messages.append((number, resend))
+        return True
+
+    def in_order(self) -> list[_Resend]:
+        return [resend for _, resend in sorted(self._messages, key=lambda m: m[0])]
 
 
 class _SilentLogger(logging.Logger):
