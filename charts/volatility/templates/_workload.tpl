@@ -105,9 +105,16 @@ spec:
   replicas: {{ $v.replicaCount }}
   {{- end }}
   revisionHistoryLimit: 3
-  {{- with .strategy }}
+  {{- if eq (.strategy | default "") "Recreate" }}
   strategy:
-    type: {{ . }}
+    type: Recreate
+  {{- else if .surgeAll }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      # Every new pod starts at once and an old one goes only when a new one is ready.
+      maxUnavailable: 0
+      maxSurge: 100%
   {{- end }}
   selector:
     matchLabels:
@@ -169,7 +176,7 @@ spec:
             httpGet:
               path: /readyz
               port: metrics
-            periodSeconds: 5
+            periodSeconds: 1
             timeoutSeconds: 2
             failureThreshold: 3
           securityContext:
