@@ -13,6 +13,7 @@ from confluent_kafka import Producer
 from tests.infra.kafka_broker import KafkaBroker, TopicFactory, free_port
 from tests.unit.api.serve_process import ServeProcess, serve
 from tests.unit.api.test_predictions_feed import events, latest, prediction, wait_until
+from volatility.api.predictions import TAIL
 from volatility.messages import Prediction, encode_prediction
 from volatility.settings import DEFAULT_MODEL_DIR
 
@@ -35,7 +36,7 @@ def test_latest_and_stream_from_the_predictions_topic(
     kafka_broker: KafkaBroker, kafka_topics: TopicFactory
 ) -> None:
     topic = kafka_topics(partitions=3)
-    # Written before the API starts: a new reader starts at the earliest retained message.
+    # Written before the API starts: a new reader starts within the partitions' tails.
     publish(kafka_broker, topic, prediction("ETH-USD", 0.2, age=30), prediction("BTC-USD", 0.6))
     with api_on(kafka_broker.bootstrap_servers, topic) as api:
         body = wait_until(
@@ -60,6 +61,33 @@ def test_latest_and_stream_from_the_predictions_topic(
             lambda: {p["score"] for p in latest(api.url)["predictions"]} == {0.3, 0.9},
             what="the new latest predictions",
         )
+
+
+def test_a_starting_api_reads_the_tail_of_the_topic_not_all_of_it(
+    kafka_broker: KafkaBroker, kafka_topics: TopicFactory
+) -> None:
+    """A week of predictions is retained; a new pod reads the last TAIL of each partition."""
+    topic = kafka_topics(partitions=1)
+    history = 3 * TAIL
+    publish(
+        kafka_broker,
+        topic,
+        *(prediction("BTC-USD", i / history, age=history - i) for i in range(history)),
+    )
+    with api_on(kafka_broker.bootstrap_servers, topic) as api:
+        wait_until(
+            lambda: (
+                [p["score"] for p in latest(api.url)["predictions"]] == [(history - 1) / history]
+            ),
+            what="the last prediction of the topic",
+        )
+        metrics = httpx.get(f"{api.url}/metrics", timeout=10).text
+        read = [
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("volatility_api_predictions_read_total")
+        ]
+        assert read == [TAIL]
 
 
 def test_missing_broker_leaves_the_api_serving(kafka_broker: KafkaBroker) -> None:

@@ -6,9 +6,10 @@ each batch to the live stream's listeners on the event loop. Nothing it meets st
 broker that is missing or slow only delays predictions (the bus client reconnects by itself, a
 failed subscription is retried), and a malformed message is counted and skipped.
 
-The bus offers no "start at the end" position, so a new group starts at the topic's earliest
-retained message: the latest prediction of every product is known once the reader has caught
-up, and predictions older than ``max_age`` (event time) are not pushed to live listeners.
+A new reader starts ``TAIL`` messages before the end of each partition, not at the topic's
+earliest retained message (a week of predictions by default): every product publishes a
+prediction each second, so the latest of each is among them, and a pod starts without replaying
+the topic. Predictions older than ``max_age`` (event time) are not pushed to live listeners.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ POLL_MAX: Final = 5000
 POLL_SECONDS: Final = 0.5
 RETRY_SECONDS: Final = 2.0
 LISTENER_BACKLOG: Final = 1000
+# Messages read back per partition at start: several minutes of every product in it.
+TAIL: Final = 1000
 
 
 def process_group(base: str) -> str:
@@ -147,7 +150,7 @@ class PredictionReader:
         while not self._stop.is_set():
             try:
                 if subscription is None:
-                    subscription = self.bus.subscribe(self.topic, self.group)
+                    subscription = self.bus.subscribe(self.topic, self.group, tail=TAIL)
                     log.info(
                         "reading predictions", extra={"topic": self.topic, "group": self.group}
                     )

@@ -73,7 +73,12 @@ class Bus(Protocol):
         on_revoke: RevokeCallback | None = None,
         *,
         state: PartitionState | None = None,
-    ) -> Subscription: ...
+        tail: int | None = None,
+    ) -> Subscription:
+        """A group's subscription to ``topic``. A group without committed offsets starts at
+        the earliest retained message, or, with ``tail``, at most ``tail`` messages before
+        the end of each partition it is assigned."""
+        ...
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait for published messages to be acknowledged; return how many are still pending."""

@@ -59,6 +59,7 @@ class KafkaSubscription:
         service: str,
         on_revoke: RevokeCallback | None,
         state: PartitionState | None,
+        tail: int | None = None,
     ) -> None:
         from confluent_kafka import Consumer
 
@@ -84,6 +85,7 @@ class KafkaSubscription:
         self._service = service
         self._on_revoke = on_revoke
         self._state = state
+        self._tail = tail
         self._errors = _ThrottledLog()
         self._lag_partitions: set[int] = set()
         self.rebalances = 0
@@ -98,6 +100,10 @@ class KafkaSubscription:
 
         self.rebalances += 1
         metrics.REBALANCES.labels(self._service, "assigned").inc(len(partitions))
+        if self._tail is not None and partitions:
+            tail = self._tail
+            consumer.incremental_assign([_tail_start(consumer, tp, tail) for tp in partitions])
+            return
         if self._state is None or not partitions:
             return  # the client assigns at the committed offsets by itself
         committed = _committed(consumer, partitions)
@@ -239,6 +245,21 @@ def _committed(consumer: Any, partitions: list[Any], attempts: int = 5) -> list[
     raise BusUnavailableError("committed offsets unavailable; restarting to rebuild state")
 
 
+def _tail_start(consumer: Any, tp: Any, tail: int) -> Any:
+    """Where a subscription with ``tail`` starts reading ``tp``."""
+    from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+
+    try:
+        low, high = consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
+    except KafkaException as exc:
+        log.warning(
+            "partition end unknown, reading it from the start",
+            extra={"partition": tp.partition, "error": str(exc)},
+        )
+        return TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING)
+    return TopicPartition(tp.topic, tp.partition, max(low, high - tail))
+
+
 def _parse_checkpoint(metadata: str | None) -> int | None:
     if not metadata or not metadata.startswith(_CHECKPOINT_PREFIX):
         return None
@@ -355,6 +376,7 @@ class KafkaBus:
         on_revoke: RevokeCallback | None = None,
         *,
         state: PartitionState | None = None,
+        tail: int | None = None,
     ) -> KafkaSubscription:
         return KafkaSubscription(
             self._settings,
@@ -364,6 +386,7 @@ class KafkaBus:
             self._service,
             on_revoke,
             state,
+            tail,
         )
 
     def flush(self, timeout: float = 10.0) -> int:

@@ -73,8 +73,11 @@ class MemoryBus:
         on_revoke: RevokeCallback | None = None,
         *,
         state: PartitionState | None = None,
+        tail: int | None = None,
     ) -> Subscription:
-        """``state`` is never rebuilt here: the queue and the state live and die together."""
+        """``state`` is never rebuilt here: the queue and the state live and die together.
+        A new group's queue holds what is published after it subscribed, so ``tail`` has
+        nothing to skip."""
         with self._lock:
             groups = self._queues.setdefault(topic, {})
             q = groups.setdefault(group, queue.Queue(self._maxsize))
