@@ -86,7 +86,8 @@ def _run(*args: str, check: bool = True, timeout: float = 60.0) -> subprocess.Co
 
 
 class NodePlane(ControlPlane):
-    """A ControlPlane whose apiserver can reach real kubelets (logs, exec, port-forward)."""
+    """A ControlPlane whose apiserver can reach real kubelets (logs, exec, port-forward), and
+    pods can reach it: through the `kubernetes` Service, as in any cluster."""
 
     def __init__(self, bin_dir: Path, **kwargs: Any) -> None:
         super().__init__(bin_dir, nodes=0, **kwargs)
@@ -96,6 +97,13 @@ class NodePlane(ControlPlane):
             f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
             f"--kubelet-certificate-authority={pki / 'ca.crt'}",
             "--kubelet-preferred-address-types=InternalIP,Hostname",
+            # Pods reach the apiserver at the node's bridge address, which the `kubernetes`
+            # Service's endpoint names (kube-proxy routes the Service IP to it). The bridge
+            # appears only when the node starts, after the apiserver: a wildcard bind covers it
+            # (clients must still present a certificate or a token).
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={NODE_IP}",
+            "--endpoint-reconciler-type=lease",
         ]
 
     def _make_pki(self) -> None:

@@ -1,10 +1,7 @@
-"""The ModelVariant operator against real pods: it asks every API and consumer pod what it
-serves (GET /version on the pod IP, the consumer's model-info metric) before it reports Ready.
-
-The operator runs on this machine with the arguments of the chart's operator pod and the
-chart's ServiceAccount token (as in the cluster tier): the test plane's API server listens on
-127.0.0.1 only and the `kubernetes` Service has no endpoint, so a pod cannot reach it, and the
-chart's operator Deployment is scaled to zero.
+"""The ModelVariant operator as the chart deploys it, in its own pod on the real node: it asks
+every API and consumer pod what it serves (GET /version on the pod IP, the consumer's
+model-info metric) before it reports Ready. It reaches the API server through the `kubernetes`
+Service with its ServiceAccount's token, as in any cluster; the chart's RBAC is all it has.
 
 Switches baseline -> ml -> baseline under a steady load of predictions through the API's
 Service: no request may fail. Prints the time from the `kubectl patch` to Ready and to the last
@@ -21,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.operator_process import OperatorProcess, service_account_kubeconfig
 from tests.node.conftest import NodeCluster
 from tests.node.test_chart_on_node import (
     CHART,
@@ -49,39 +45,27 @@ def release(node_cluster: NodeCluster) -> Iterator[Release]:
         "--set", "consumer.replicaCount=2",
         "--set", "operator.modelVariant.progressDeadlineSeconds=300",
     ]  # fmt: skip
-    # Not --wait: the chart's operator pod cannot become ready here (see the docstring).
-    # (helm still waits for its post-install topics Job.)
+    # Not --wait: helm waits for the post-install topics Job; the rollouts are awaited below.
     kube.helm("install", RELEASE, str(CHART), "-n", ns, *rel.values, "--timeout=8m",
               timeout=540)  # fmt: skip
-    kube.kubectl("scale", "-n", ns, f"deployment/{FULLNAME}-operator", "--replicas=0")
-    for component in ("kafka", "api", "consumer", "featurizer", "ingest", "simulator"):
+    for component in ("kafka", "api", "consumer", "featurizer", "ingest", "simulator", "operator"):
         kind = "statefulset" if component == "kafka" else "deployment"
         kube.kubectl("rollout", "status", "-n", ns, f"{kind}/{FULLNAME}-{component}",
                      "--timeout=8m", timeout=540)  # fmt: skip
     yield rel
+    print(f"--- operator log\n{operator_log(rel)}")
     kube.helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout=3m", timeout=240, check=False)
 
 
-@pytest.fixture(scope="module")
-def operator(
-    release: Release, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    kube = release.cluster.kube
-    name = f"{FULLNAME}-operator"
-    deployment = json.loads(
-        kube.kubectl("get", "deployment", name, "-n", release.ns, "-o", "json").stdout
-    )
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    work = tmp_path_factory.mktemp("operator")
-    config = service_account_kubeconfig(kube, release.ns, name, work / "kubeconfig")
-    process = OperatorProcess(container["args"], config, release.ns, work / "operator.log")
-    assert "--probe-pods" in process.args
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        print(f"--- operator log\n{process.log_tail(30)}")
+def operator_pod(release: Release) -> dict[str, Any]:
+    (pod,) = release.pods("operator")
+    return pod
+
+
+def operator_log(release: Release) -> str:
+    name = operator_pod(release)["metadata"]["name"]
+    result = release.cluster.kube.kubectl("logs", "-n", release.ns, name, "--tail=30", check=False)
+    return str(result.stdout)
 
 
 def model_variant(release: Release) -> dict[str, Any]:
@@ -126,9 +110,7 @@ def served(release: Release) -> dict[str, str | None]:
     return out
 
 
-def test_the_operator_finds_every_pod_serving_the_chart_variant(
-    release: Release, operator: OperatorProcess
-) -> None:
+def test_the_operator_finds_every_pod_serving_the_chart_variant(release: Release) -> None:
     deadline = time.monotonic() + 120
     while not is_ready_on("baseline")(obj := model_variant(release)):
         assert time.monotonic() < deadline, obj.get("status")
@@ -137,9 +119,7 @@ def test_the_operator_finds_every_pod_serving_the_chart_variant(
 
 
 @pytest.mark.parametrize("variant", ["ml", "baseline"])
-def test_a_switch_under_load_fails_no_request(
-    release: Release, operator: OperatorProcess, variant: str
-) -> None:
+def test_a_switch_under_load_fails_no_request(release: Release, variant: str) -> None:
     kube = release.cluster.kube
     base = release.service_url("api", "http")
     with Load(base) as load:
@@ -171,5 +151,10 @@ def test_a_switch_under_load_fails_no_request(
     assert "reported by every pod" in obj["status"]["message"]
 
 
-def test_the_liveness_probe_stays_healthy(operator: OperatorProcess) -> None:
-    assert operator.liveness() == (200, {"watch": "1 resources up to date"})
+def test_the_operator_pod_stayed_live_and_its_watch_healthy(release: Release) -> None:
+    pod = operator_pod(release)
+    (status,) = pod["status"]["containerStatuses"]
+    assert status["ready"] and status["restartCount"] == 0, status
+    ip = pod["status"]["podIP"]
+    body = json.loads(fetch(f"http://{ip}:8080/healthz", 5))
+    assert body == {"watch": "1 resources up to date"}
