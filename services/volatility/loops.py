@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from volatility import metrics
@@ -36,7 +36,7 @@ from volatility.messages import (
 )
 from volatility.runtime import Health
 from volatility.settings import TopicSettings
-from volatility.stages import LATE, FeaturizeStage, ScoreStage, TracedVector
+from volatility.stages import LATE, UNKNOWN_PRODUCT, FeaturizeStage, ScoreStage, TracedVector
 from volatility.ticks import StreamRecord, Tick
 
 if TYPE_CHECKING:
@@ -325,9 +325,13 @@ def run_consumer(
     lag_interval: float = 5.0,
     shadow: ScoreStage | None = None,
     monitor: ModelMonitor | None = None,
+    products: Collection[str] | None = None,
 ) -> None:
     """Score feature vectors with ``stage``'s model and publish predictions; with ``shadow``,
-    each prediction also carries the other variant's score, and ``monitor`` follows both."""
+    each prediction also carries the other variant's score, and ``monitor`` follows both.
+
+    With ``products``, a vector of any other product is dead-lettered (``unknown_product``)
+    instead of scored: a stray document cannot add metric series or live-quality state."""
     import numpy as np
 
     topics = topics or _DEFAULT_TOPICS
@@ -346,6 +350,14 @@ def run_consumer(
         decoded = decode_features_batch([m.value for m in batch])
         for i, exc in decoded.errors:
             dead_letter(bus, service, batch[i], exc.reason, str(exc), dlq)
+        if products is not None:
+            keep = [j for j, pid in enumerate(decoded.product_ids) if pid in products]
+            if len(keep) < len(decoded.rows):
+                for j in sorted(set(range(len(decoded.rows))) - set(keep)):
+                    detail = f"product {decoded.product_ids[j]!r} is not one the consumer serves"
+                    message = batch[decoded.rows[j]]
+                    dead_letter(bus, service, message, UNKNOWN_PRODUCT, detail, dlq)
+                decoded = decoded.select(keep)
         if not decoded.rows:
             return
         scores = stage.score_matrix(decoded.matrix)

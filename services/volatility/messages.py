@@ -388,6 +388,17 @@ class FeatureBatch:
     matrix: Any
     errors: list[tuple[int, MessageError]]
 
+    def select(self, keep: Sequence[int]) -> FeatureBatch:
+        """The batch with only the usable vectors at positions ``keep`` (same errors)."""
+        return FeatureBatch(
+            [self.rows[i] for i in keep],
+            [self.product_ids[i] for i in keep],
+            [self.event_times[i] for i in keep],
+            [self.trigger_times[i] for i in keep],
+            self.matrix[list(keep)],
+            self.errors,
+        )
+
 
 def decode_features_batch(values: Sequence[bytes]) -> FeatureBatch:
     """Decode a batch of features documents: each row or error is exactly what

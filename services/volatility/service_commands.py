@@ -64,7 +64,8 @@ def add_featurize_arguments(parser: argparse.ArgumentParser) -> None:
 def add_consume_arguments(parser: argparse.ArgumentParser) -> None:
     _common(
         parser,
-        _CONSUMER_NOTE + " The model comes from MODEL_VARIANT (baseline|ml) and MODEL_DIR.",
+        _CONSUMER_NOTE + " The model comes from MODEL_VARIANT (baseline|ml) and MODEL_DIR; "
+        "CONSUMER_PRODUCTS (comma-separated) are scored, other products are dead-lettered.",
     )
 
 
@@ -184,7 +185,12 @@ def run_consume(args: argparse.Namespace) -> int:
     from volatility.runtime import tune_gc
     from volatility.scoring.contract import ModelContractError
     from volatility.scoring.model import Model
-    from volatility.settings import KafkaConsumerSettings, ModelSettings, TopicSettings
+    from volatility.settings import (
+        ConsumerSettings,
+        KafkaConsumerSettings,
+        ModelSettings,
+        TopicSettings,
+    )
     from volatility.stages import ScoreStage
 
     stop, health = _start("consumer")
@@ -223,6 +229,7 @@ def run_consume(args: argparse.Namespace) -> int:
             lag_interval=loop.lag_interval_seconds,
             shadow=ScoreStage(shadow) if shadow else None,
             monitor=monitor,
+            products=frozenset(ConsumerSettings().products),
         )
     except BusUnavailableError as exc:
         log.error(str(exc))

@@ -150,6 +150,15 @@ class FeaturizerSettings(BaseSettings):
     _split = field_validator("products", mode="before")(_split_products)
 
 
+class ConsumerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONSUMER_", frozen=True)
+
+    # The products to score (comma-separated); vectors of any other are dead-lettered.
+    products: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PRODUCTS
+
+    _split = field_validator("products", mode="before")(_split_products)
+
+
 class KafkaConsumerSettings(BaseSettings):
     """How the Kafka-mode loops consume: group liveness, batching and reporting cadence."""
 

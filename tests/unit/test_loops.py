@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from tests.stream_reference import reference_vectors
 from volatility.bus.memory import MemoryBus
 from volatility.exchange.protocol import Frame
@@ -128,6 +130,31 @@ def test_featurizer_loop_publishes_the_reference_and_dead_letters_poison() -> No
     assert [decode_features(m.value).event_time for m in features] == [v.event_time for v in want]
     assert [dict(m.headers)["reason"] for m in dead] == [b"not_json", b"unknown_product"]
     assert {dict(m.headers)["source_topic"] for m in dead} == {TOPIC_TICKS.encode()}
+
+
+def test_consumer_loop_dead_letters_vectors_of_products_it_does_not_serve() -> None:
+    bus = MemoryBus()
+    bus.subscribe(TOPIC_PREDICTIONS, "reader-" + TOPIC_PREDICTIONS)
+    bus.subscribe(TOPIC_DEADLETTER, "reader-" + TOPIC_DEADLETTER)
+    stage = ScoreStage(Model.load(DEFAULT_MODEL_DIR, "baseline"))
+    products = ("BTC-USD", "XRP-FAKE", "ETH-USD", "XRP-FAKE")
+    vectors = [
+        FeatureVector(p, T0 + i, tuple(0.5 for _ in range(23))) for i, p in enumerate(products)
+    ]
+    with running(run_consumer, bus, stage, poll_timeout=0.05, products={"BTC-USD", "ETH-USD"}):
+        bus.publish_many(TOPIC_FEATURES, [(v.product_id, encode_features(v)) for v in vectors])
+        predictions = drain(bus, TOPIC_PREDICTIONS, lambda got: len(got) >= 2)
+        dead = drain(bus, TOPIC_DEADLETTER, lambda got: len(got) >= 2)
+    scored = [decode_prediction(m.value) for m in predictions]
+    assert [(p.product_id, p.event_time) for p in scored] == [("BTC-USD", T0), ("ETH-USD", T0 + 2)]
+    assert [dict(m.headers)["reason"] for m in dead] == [b"unknown_product"] * 2
+    assert [decode_features(m.value).event_time for m in dead] == [T0 + 1, T0 + 3]
+    assert (
+        REGISTRY.get_sample_value(
+            "volatility_predictions_total", {"product": "XRP-FAKE", "model_variant": "baseline"}
+        )
+        is None
+    )
 
 
 def test_consumer_loop_scores_and_dead_letters_what_it_cannot_read() -> None:

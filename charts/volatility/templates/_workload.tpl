@@ -345,6 +345,12 @@ spec:
   value: {{ join "," .Values.ingest.products | quote }}
 {{- end }}
 
+{{/* The consumer scores the products ingest subscribes to; takes $. */}}
+{{- define "volatility.consumerProductsEnv" -}}
+- name: CONSUMER_PRODUCTS
+  value: {{ join "," .Values.ingest.products | quote }}
+{{- end }}
+
 {{/*
 Model selection of a scoring component; takes (dict "ctx" $ "values" .Values.<component>).
 Inline in each Deployment, not in the shared ConfigMap, so that switching one component's
