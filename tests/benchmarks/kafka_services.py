@@ -122,6 +122,7 @@ class Bench:
                 "METRICS_PORT": str(port),
                 "LOG_LEVEL": "WARNING",
                 "FEATURIZER_PRODUCTS": ",".join(PRODUCTS),
+                "CONSUMER_PRODUCTS": ",".join(PRODUCTS),
             },
             stdout=log,
             stderr=subprocess.STDOUT,

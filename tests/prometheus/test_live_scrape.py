@@ -266,8 +266,9 @@ def stack(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
         cleanup.callback(topics.delete_all)
         cleanup.callback(pipeline.close)
 
-        featurizer = pipeline.start("featurize", FEATURIZER_PRODUCTS=",".join((*REPLAYED, LIVE)))
-        consumer = pipeline.start("consume")
+        products = ",".join((*REPLAYED, LIVE))
+        featurizer = pipeline.start("featurize", FEATURIZER_PRODUCTS=products)
+        consumer = pipeline.start("consume", CONSUMER_PRODUCTS=products)
         replay = pipeline.replay([RECORDING], speed="max")
         cleanup.callback(_stop, replay)
 
