@@ -20,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from tests.infra.controlplane import Kube, free_port
+from tests.infra.controlplane import Kube
+from tests.infra.ports import free_port
 
 
 def service_account_kubeconfig(kube: Kube, namespace: str, account: str, path: Path) -> Path:

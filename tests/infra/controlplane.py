@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -33,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
+
+from tests.infra.ports import free_port
 
 # Cluster-internal ranges: nothing routes to them, they only have to be valid and disjoint.
 SERVICE_CIDR = "10.96.0.0/16"
@@ -201,14 +202,6 @@ _PR_SET_PDEATHSIG = 1
 
 class ControlPlaneError(RuntimeError):
     """A component failed to start or become ready; the message carries its log tail."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _die_with_parent() -> None:

@@ -33,6 +33,8 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from tests.infra.ports import free_port
+
 PROVISION_SCRIPT = Path(__file__).resolve().parent / "provision-kafka.sh"
 NODE_ID = 1
 
@@ -124,14 +126,6 @@ def kafka_home(version: str | None = None) -> Path:
     if not any((home / "libs").glob("kafka_2.13-*.jar")):
         raise KafkaBrokerError(f"{home} has no libs/kafka_2.13-*.jar")
     return home
-
-
-def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _java() -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from tests.infra.controlplane import free_port
+from tests.infra.ports import free_port
 
 
 class LoopbackServer:

@@ -36,8 +36,8 @@ from tests.infra.controlplane import (
     ControlPlane,
     _die_with_parent,
     _openssl,
-    free_port,
 )
+from tests.infra.ports import free_port
 
 NODE_NAME = "volatility-node"
 STATE_DIR = Path("/var/lib/volatility-node")

@@ -17,8 +17,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from tests.infra.controlplane import free_port
 from tests.infra.loopback_server import LoopbackServer
+from tests.infra.ports import free_port
 from volatility.api.metrics import ApiMetrics
 
 INFRA = Path(__file__).resolve().parent

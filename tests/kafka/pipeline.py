@@ -20,7 +20,8 @@ from typing import IO
 import numpy as np
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from tests.infra.kafka_broker import KafkaBroker, TopicFactory, free_port
+from tests.infra.kafka_broker import KafkaBroker, TopicFactory
+from tests.infra.ports import free_port
 from tests.stream_reference import Key, reference_by_key
 from volatility.messages import decode_features, decode_prediction
 from volatility.ticks import StreamRecord

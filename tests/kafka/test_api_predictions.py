@@ -10,7 +10,8 @@ from contextlib import contextmanager
 import httpx
 from confluent_kafka import Producer
 
-from tests.infra.kafka_broker import KafkaBroker, TopicFactory, free_port
+from tests.infra.kafka_broker import KafkaBroker, TopicFactory
+from tests.infra.ports import free_port
 from tests.unit.api.serve_process import ServeProcess, serve
 from tests.unit.api.test_predictions_feed import events, latest, prediction, wait_until
 from volatility.api.predictions import TAIL

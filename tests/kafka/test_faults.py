@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.infra.kafka_broker import KafkaBroker, free_port
+from tests.infra.kafka_broker import KafkaBroker
+from tests.infra.ports import free_port
 from tests.kafka.pipeline import (
     PARTITIONS,
     VOLATILITY,

@@ -39,7 +39,8 @@ from tests.chart.test_names_consistency import dashboard_queries
 from tests.conftest import SHARED_DATA
 from tests.infra import prometheus as prometheus_infra
 from tests.infra.alertmanager import Alertmanager, WebhookReceiver
-from tests.infra.kafka_broker import KafkaBroker, TopicFactory, free_port
+from tests.infra.kafka_broker import KafkaBroker, TopicFactory
+from tests.infra.ports import free_port
 from tests.infra.prometheus import Prometheus
 from tests.kafka.pipeline import VOLATILITY, Pipeline
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.infra.ports import free_port
 
 LISTENING = "Uvicorn running on"
 NOT_JSON = "__not_json__"
@@ -50,13 +51,6 @@ class JsonLines:
                 pytest.fail(f"a log line on stdout is not JSON: {record[NOT_JSON]!r}")
             if match(record):
                 return record
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
