@@ -46,8 +46,8 @@ class KafkaSettings(BaseSettings):
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
-    # A producer that has sent nothing to a partition the broker serves, with messages
-    # waiting, for this long is replaced (see bus/stall.py).
+    # A producer that has had nothing acknowledged on a partition the broker serves, with
+    # messages outstanding, for this long is replaced (see bus/stall.py).
     producer_stall_seconds: float = Field(default=10.0, ge=0)
 
     def client_config(self) -> dict[str, str | int | float | bool]:

@@ -3,8 +3,10 @@
 After a transient leader loss (a restarting broker answers a produce request with leader -1),
 librdkafka can leave a partition without a leader for good: its queued messages are never sent,
 even once the broker serves the partition again (confluentinc/librdkafka#5430, open in 2.16).
-A partition is *stalled* when messages wait in its queue and none has been transmitted for
-``after`` seconds. Whether the broker serves it meanwhile is the adapter's question.
+A partition is *stalled* when it has messages outstanding (queued or in flight) and none has
+been acknowledged for ``after`` seconds: acknowledgements, not transmissions, since a client
+stuck on a partition can keep re-sending the same messages. Whether the broker serves the
+partition meanwhile is the adapter's question.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ Partition = tuple[str, int]
 
 @dataclass
 class _Progress:
-    transmitted: int
-    queued: int
-    since: float  # when it last transmitted, or last had nothing queued
+    acknowledged: int
+    outstanding: int
+    since: float  # when a message was last acknowledged, or nothing was outstanding
 
 
 class StallDetector:
@@ -35,17 +37,22 @@ class StallDetector:
                 partition = int(key)
                 if partition < 0:  # the unassigned-partition queue, not a partition
                     continue
-                sent = int(part.get("txmsgs", 0))
-                queued = int(part.get("msgq_cnt", 0)) + int(part.get("xmit_msgq_cnt", 0))
+                # The idempotent producer's last acknowledged message id.
+                acked = int(part.get("acked_msgid", 0))
+                outstanding = sum(
+                    int(part.get(k, 0)) for k in ("msgq_cnt", "xmit_msgq_cnt", "msgs_inflight")
+                )
                 previous = self._progress.get((topic, partition))
-                if previous is None or queued == 0 or sent != previous.transmitted:
-                    self._progress[(topic, partition)] = _Progress(sent, queued, now)
+                if previous is None or outstanding == 0 or acked != previous.acknowledged:
+                    self._progress[(topic, partition)] = _Progress(acked, outstanding, now)
                 else:
-                    previous.queued = queued
+                    previous.outstanding = outstanding
 
     def stalled(self, now: float) -> list[Partition]:
         return sorted(
-            key for key, p in self._progress.items() if p.queued > 0 and now - p.since >= self.after
+            key
+            for key, p in self._progress.items()
+            if p.outstanding > 0 and now - p.since >= self.after
         )
 
     def reset(self) -> None:
