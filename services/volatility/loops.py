@@ -351,12 +351,14 @@ def run_consumer(
         for i, exc in decoded.errors:
             dead_letter(bus, service, batch[i], exc.reason, str(exc), dlq)
         if products is not None:
-            keep = [j for j, pid in enumerate(decoded.product_ids) if pid in products]
+            keep: list[int] = []
+            for j, pid in enumerate(decoded.product_ids):
+                if pid in products:
+                    keep.append(j)
+                else:
+                    detail = f"product {pid!r} is not one the consumer serves"
+                    dead_letter(bus, service, batch[decoded.rows[j]], UNKNOWN_PRODUCT, detail, dlq)
             if len(keep) < len(decoded.rows):
-                for j in sorted(set(range(len(decoded.rows))) - set(keep)):
-                    detail = f"product {decoded.product_ids[j]!r} is not one the consumer serves"
-                    message = batch[decoded.rows[j]]
-                    dead_letter(bus, service, message, UNKNOWN_PRODUCT, detail, dlq)
                 decoded = decoded.select(keep)
         if not decoded.rows:
             return

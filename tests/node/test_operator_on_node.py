@@ -45,13 +45,8 @@ def release(node_cluster: NodeCluster) -> Iterator[Release]:
         "--set", "consumer.replicaCount=2",
         "--set", "operator.modelVariant.progressDeadlineSeconds=300",
     ]  # fmt: skip
-    # Not --wait: helm waits for the post-install topics Job; the rollouts are awaited below.
-    kube.helm("install", RELEASE, str(CHART), "-n", ns, *rel.values, "--timeout=8m",
+    kube.helm("install", RELEASE, str(CHART), "-n", ns, *rel.values, "--wait", "--timeout=8m",
               timeout=540)  # fmt: skip
-    for component in ("kafka", "api", "consumer", "featurizer", "ingest", "simulator", "operator"):
-        kind = "statefulset" if component == "kafka" else "deployment"
-        kube.kubectl("rollout", "status", "-n", ns, f"{kind}/{FULLNAME}-{component}",
-                     "--timeout=8m", timeout=540)  # fmt: skip
     yield rel
     print(f"--- operator log\n{operator_log(rel)}")
     kube.helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout=3m", timeout=240, check=False)

@@ -342,14 +342,24 @@ class KafkaBus:
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         self._watch()
-        produce = self._producer.produce
+        self._send(topic, key, value, list(headers) or None)
+
+    def _send(
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+        partition: int | None = None,
+    ) -> None:
+        """One message, numbered in produce order; waits while the local queue is full."""
+        placed = {} if partition is None or partition < 0 else {"partition": partition}
         delivered = partial(self._delivered, next(self._numbers))
         while True:
             try:
-                if headers:
-                    produce(topic, value, key, headers=list(headers), on_delivery=delivered)
-                else:
-                    produce(topic, value, key, on_delivery=delivered)
+                self._producer.produce(
+                    topic, value, key, headers=headers, on_delivery=delivered, **placed
+                )
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: serve callbacks, then retry
@@ -436,8 +446,8 @@ class KafkaBus:
         """Move every undelivered message to a new producer, in order per partition.
 
         Queued messages are purged and kept; requests already in flight finish on the old
-        producer first (a stalled partition has none), so that nothing sent later overtakes
-        them. One the broker leaves unanswered for 30 s fails as any undelivered message does.
+        producer first, so that nothing sent later overtakes them. One the broker leaves
+        unanswered for 30 s fails as any undelivered message does.
         """
         old, salvage = self._producer, _Salvage()
         self._salvage = salvage
@@ -453,20 +463,7 @@ class KafkaBus:
         messages = salvage.in_order()
         for topic, partition, key, value, headers in messages:
             # Keep the partition it had; a message not yet partitioned goes by its key.
-            placed = {} if partition is None or partition < 0 else {"partition": partition}
-            while True:
-                try:
-                    self._producer.produce(
-                        topic,
-                        value,
-                        key,
-                        headers=headers,
-                        on_delivery=partial(self._delivered, next(self._numbers)),
-                        **placed,
-                    )
-                    break
-                except BufferError:
-                    self._producer.poll(0.05)
+            self._send(topic, key, value, headers, partition)
         metrics.PRODUCER_REPLACEMENTS.labels(self._service).inc()
         log.warning(
             "replaced a producer that had stopped sending to partitions the broker serves",
