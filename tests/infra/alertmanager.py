@@ -15,9 +15,10 @@ from tests.infra.loopback_server import LoopbackServer
 
 
 class WebhookReceiver:
-    """Alertmanager's webhook_config target: keeps every notification it receives."""
+    """Alertmanager's webhook_config target: keeps every notification it receives. It listens
+    on ``host``: loopback, or the node's bridge address for an Alertmanager in a pod."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.notifications: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         received = self
@@ -34,8 +35,8 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
+        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self._server.server_address[1]}/alerts"
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="webhook", daemon=True
         )

@@ -4,10 +4,13 @@
 #   - kubelet and kube-proxy (the control plane's wrapper-module recipe), crictl, CoreDNS and
 #     Traefik (Ingress and Gateway API controller), built from the Go module proxy, and the
 #     Gateway API CRDs from their Go module;
+#   - the Prometheus Operator, its config reloader and Prometheus (the same wrapper-module
+#     recipe), with the CRDs and example RBAC of the operator's module;
 #   - OCI archives of the images no registry serves here: the pause image (compiled from the
 #     upstream source in the k8s.io/kubernetes module), a Debian bookworm + Python base for
-#     services/Dockerfile, and a Kafka image (Maven Central jars, Debian's JRE, the launcher
-#     scripts of tests/infra/kafka-image).
+#     services/Dockerfile, a Kafka image (Maven Central jars, Debian's JRE, the launcher
+#     scripts of tests/infra/kafka-image), and the monitoring images: the operator, its
+#     reloader, Prometheus, and Debian's Alertmanager on Debian's libc.
 # Everything is cached under $CACHE, keyed by version; a warm run only checks stamps.
 # The last line on stdout is the node dir (bin/ and images/ below it); progress goes to stderr.
 set -euo pipefail
@@ -18,6 +21,13 @@ COREDNS_VERSION="${COREDNS_VERSION:-1.13.2}"   # 1.13.3 is refused by the module
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.2}"
 TRAEFIK_VERSION="${TRAEFIK_VERSION:-3.6.25}"    # 3.7.x replaces onto an unpublished module
 GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-1.4.0}"  # the version Traefik's go.mod requires
+# The newest release the module proxy serves (v0.86.1 fails the checksum database, later ones
+# are refused).
+PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-0.85.0}"
+# Debian's Prometheus is built without Kubernetes service discovery, which every configuration
+# the operator writes uses: the operator's pods run Prometheus built from its Go module (the
+# newest release v0.85.0 lists as compatible).
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-3.5.0}"
 DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PAUSE_VERSION="3.10.1"                         # the sandbox image Kubernetes 1.34 expects
@@ -33,12 +43,17 @@ log() { echo "provision-node: $(date -u +%H:%M:%S) $*" >&2; }
 stamp() { echo "$OUT/.$1-$2"; }
 # The Kafka image also depends on its launcher scripts: a change to them rebuilds it.
 kafka_key="$KAFKA_VERSION-$(cat "$HERE"/kafka-image/bin/* | sha256sum | cut -c1-12)"
+# The monitoring images also depend on their recipe below and on the Debian packages that
+# provision-prometheus.sh unpacks.
+monitoring_key="$PROMETHEUS_OPERATOR_VERSION-$PROMETHEUS_VERSION-$({ sed -n '/^build_monitoring() {/,/^}/p' "$HERE/provision-node.sh"
+  cat "$HERE/provision-prometheus.sh"; } | sha256sum | cut -c1-12)"
 have_all() {
   [ -f "$(stamp packages 1)" ] && [ -f "$(stamp kube "$K8S_VERSION")" ] &&
     [ -f "$(stamp crictl "$CRICTL_VERSION")" ] && [ -f "$(stamp coredns "$COREDNS_VERSION")" ] &&
     [ -f "$(stamp pause "$PAUSE_VERSION")" ] && [ -f "$(stamp base "$DEBIAN_SUITE")" ] &&
     [ -f "$(stamp kafka "$kafka_key")" ] && [ -f "$(stamp traefik "$TRAEFIK_VERSION")" ] &&
-    [ -f "$(stamp gateway-api "$GATEWAY_API_VERSION")" ]
+    [ -f "$(stamp gateway-api "$GATEWAY_API_VERSION")" ] &&
+    [ -f "$(stamp monitoring "$monitoring_key")" ]
 }
 if have_all; then echo "$OUT"; exit 0; fi
 
@@ -230,6 +245,84 @@ build_kafka() {
   touch "$(stamp kafka "$kafka_key")"
 }
 
+build_monitoring() {
+  # The Prometheus Operator's go.mod replaces ./pkg/apis/monitoring and ./pkg/client, so
+  # `go install ...@v` is refused: a wrapper module points them at the published modules of the
+  # same tag, with the operator's go.sum.
+  local mod="github.com/prometheus-operator/prometheus-operator" v="v$PROMETHEUS_OPERATOR_VERSION"
+  local dir sub
+  mkdir "$work/po" && cd "$work/po"
+  "$GO" mod init local/prometheus-operator-build >/dev/null 2>&1
+  for sub in pkg/apis/monitoring pkg/client; do "$GO" mod edit -replace="$mod/$sub=$mod/$sub@$v"; done
+  dir="$("$GO" mod download -json "$mod@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  install -m 0644 "$dir/go.sum" go.sum
+  log "prometheus-operator: resolving $mod@$v"
+  "$GO" get "$mod/cmd/operator@$v" "$mod/cmd/prometheus-config-reloader@$v" >&2
+  log "prometheus-operator: building the operator and its config reloader"
+  "$GO" build -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_OPERATOR_VERSION" \
+    -o "$work/po-out/" "$mod/cmd/operator" "$mod/cmd/prometheus-config-reloader"
+  # Static binaries: each image holds its binary and nothing else.
+  local b
+  for b in operator prometheus-config-reloader; do
+    mkdir -p "$work/root-$b/bin" "$work/root-$b/tmp" && chmod 1777 "$work/root-$b/tmp"
+    install -m 0755 "$work/po-out/$b" "$work/root-$b/bin/$b"
+  done
+  rootfs_image "$work/root-operator" "localhost/prometheus-operator:$v" \
+    "$IMAGES/prometheus-operator.tar" --config.entrypoint /bin/operator --config.user 65534:65534
+  rootfs_image "$work/root-prometheus-config-reloader" "localhost/prometheus-config-reloader:$v" \
+    "$IMAGES/prometheus-config-reloader.tar" \
+    --config.entrypoint /bin/prometheus-config-reloader --config.user 65534:65534
+  # Prometheus: its go.mod has a replace directive, so a wrapper module again, with its go.sum.
+  # Built without the `builtinassets` tag: the HTTP API, not the web UI.
+  local pmod="github.com/prometheus/prometheus" pv="$PROMETHEUS_VERSION" ptag pdir
+  local major="${pv%%.*}" rest="${pv#*.}"
+  ptag="v0.$((major * 100 + ${rest%%.*})).${rest#*.}"   # 3.5.0 is tagged v0.305.0
+  mkdir "$work/prom" && cd "$work/prom"
+  "$GO" mod init local/prometheus-build >/dev/null 2>&1
+  pdir="$("$GO" mod download -json "$pmod@$ptag" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  sed -n '/^replace (/,/^)/p; /^replace [^(]/p' "$pdir/go.mod" >>go.mod
+  install -m 0644 "$pdir/go.sum" go.sum
+  log "prometheus: resolving $pmod@$ptag"
+  "$GO" get "$pmod/cmd/prometheus@$ptag" >&2
+  log "prometheus: building"
+  "$GO" build -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=$pv" \
+    -o "$work/prom-out/prometheus" "$pmod/cmd/prometheus"
+  mkdir -p "$work/root-prometheus/bin" "$work/root-prometheus/tmp"
+  chmod 1777 "$work/root-prometheus/tmp"
+  install -m 0755 "$work/prom-out/prometheus" "$work/root-prometheus/bin/prometheus"
+  rootfs_image "$work/root-prometheus" "localhost/prometheus:v$pv" "$IMAGES/prometheus.tar" \
+    --config.entrypoint /bin/prometheus --config.user 65534:65534
+  # Debian's Alertmanager links only libc: Debian's libc6 beneath it.
+  local prom av
+  prom="$(bash "$HERE/provision-prometheus.sh" | tail -n 1)"
+  av="$("$prom/alertmanager" --version 2>&1 | sed -n 's/^alertmanager, version \([0-9.]*\).*/\1/p')"
+  mkdir -m 0755 "$work/debs" && chmod 0755 "$work"  # apt downloads as its own user
+  (cd "$work/debs" && apt-get download libc6 >&2)
+  mkdir -p "$work/root-alertmanager/bin" "$work/root-alertmanager/tmp"
+  chmod 1777 "$work/root-alertmanager/tmp"
+  dpkg-deb -x "$work"/debs/libc6_*.deb "$work/root-alertmanager"
+  rm -rf "$work/root-alertmanager/usr/share" "$work/root-alertmanager/usr/lib/x86_64-linux-gnu/gconv"
+  install -m 0755 "$prom/alertmanager" "$work/root-alertmanager/bin/alertmanager"
+  # Debian's Alertmanager reads its notification templates from this fixed path.
+  install -D -m 0644 -t "$work/root-alertmanager/usr/share/prometheus/alertmanager" \
+    "$prom"/../templates/*.tmpl
+  rootfs_image "$work/root-alertmanager" "localhost/alertmanager:v$av" "$IMAGES/alertmanager.tar" \
+    --config.entrypoint /bin/alertmanager --config.user 65534:65534
+  # The CRDs, the operator's and Prometheus' RBAC as the module ships them, and the images.
+  rm -rf "$OUT/prometheus-operator"
+  mkdir -p "$OUT/prometheus-operator"
+  cp -r "$dir/example/prometheus-operator-crd" "$OUT/prometheus-operator/crds"
+  cp -r "$dir/example/rbac/prometheus-operator" "$OUT/prometheus-operator/rbac"
+  cp -r "$dir/example/rbac/prometheus" "$OUT/prometheus-operator/prometheus-rbac"
+  chmod -R u+w,a+rX "$OUT/prometheus-operator"
+  python3 -c 'import json,sys; print(json.dumps(dict(zip(
+    ["operator", "reloader", "prometheus", "alertmanager"], sys.argv[1:]))))' \
+    "localhost/prometheus-operator:$v" "localhost/prometheus-config-reloader:$v" \
+    "localhost/prometheus:v$pv" "localhost/alertmanager:v$av" >"$OUT/prometheus-operator/images.json"
+  rm -f "$OUT"/.monitoring-*
+  touch "$(stamp monitoring "$monitoring_key")"
+}
+
 # Optional arguments pick parts (`packages`, `images`, `binaries`); the default is all of them.
 parts=" ${*:-packages images binaries} "
 want() { [[ "$parts" == *" $1 "* ]]; }
@@ -243,6 +336,8 @@ if want images; then
   log "base image done after $((SECONDS - start))s"
   [ -f "$(stamp kafka "$kafka_key")" ] || (build_kafka)
   log "kafka image done after $((SECONDS - start))s"
+  [ -f "$(stamp monitoring "$monitoring_key")" ] || (build_monitoring)
+  log "monitoring images done after $((SECONDS - start))s"
 fi
 if want binaries; then
   [ -f "$(stamp crictl "$CRICTL_VERSION")" ] ||

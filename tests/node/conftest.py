@@ -8,6 +8,7 @@
     node_cluster.images              the OCI archives of the project images built here
     node_cluster.gateway_port        Traefik (GatewayClass `traefik`) serves Gateway listeners
                                      of this port number on 127.0.0.1
+    node_cluster.monitoring          the Prometheus Operator's CRDs, RBAC and image names
 
 Every test in this directory carries the `node` marker. Provisioning (packages, Go builds,
 Debian base and Kafka images, the project images with buildah) happens before the first test,
@@ -79,6 +80,7 @@ class NodeCluster:
     images: Path  # directory of the project images' OCI archives
     version: str  # their tag
     gateway_port: int  # Traefik's entry point on 127.0.0.1: Gateway listeners use this port
+    monitoring: Path  # the Prometheus Operator's CRDs, RBAC and images.json (provision-node.sh)
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +96,9 @@ def node_cluster(request: pytest.FixtureRequest) -> Iterator[NodeCluster]:
         with Node(plane, node_dir / "bin", archives, tools_bin=tools_bin) as node:
             port = node.start_gateway_controller(node_dir / "gateway-api-crds")
             kube = Kube(plane, tools_bin, k8s_bin)
-            cluster = NodeCluster(kube, node, app_images, version, port)
+            cluster = NodeCluster(
+                kube, node, app_images, version, port, node_dir / "prometheus-operator"
+            )
             request.session.stash[_CLUSTER] = cluster
             try:
                 yield cluster
