@@ -88,7 +88,10 @@ def test_ingest_publishes_watermarks_of_the_exchange_clock_and_sets_skewed_frame
     ticks_sub = bus.subscribe(TOPIC_TICKS, "f")
     dead_sub = bus.subscribe(TOPIC_DEADLETTER, "d")
     publisher = TickPublisher(bus, products=("BTC-USD", "ETH-USD"), max_skew=60.0)
-    now = time.time()
+    # A quarter second into the current second: the heartbeat falls in the previous second and
+    # both ticks in this one, whenever the test runs (a tenth of an arbitrary `now` would cross
+    # into a third second).
+    now = math.floor(time.time()) + 0.25
     btc = Tick("BTC-USD", now, 10.0, 9.0, 11.0)
     publisher.on_frame(_frame("heartbeats", now - 0.5))
     publisher.on_frame(_frame("ticker", now, (btc,)))
