@@ -452,6 +452,7 @@ def api_slo() -> dash_b.Dashboard:
 
 
 def model_quality() -> dash_b.Dashboard:
+    by_feature = f"namespace, {LABEL_FEATURE}, {LABEL_PRODUCT}, {LABEL_VARIANT}"
     return (
         base(
             "volatility-model-quality",
@@ -514,7 +515,8 @@ def model_quality() -> dash_b.Dashboard:
             series(
                 "Feature drift (PSI)",
                 "Population stability index of each feature against the training "
-                "distribution; above 0.25 is alerted.",
+                "distribution. These features follow the market's regime: an ordinary hour "
+                "can sit at PSI 3-6 on the 300 s volatilities.",
                 "none",
                 q(
                     f"max by ({LABEL_FEATURE}) ({m('feature_psi')}{{{NS}}})",
@@ -529,6 +531,19 @@ def model_quality() -> dash_b.Dashboard:
                 q(
                     f"topk(10, max by ({LABEL_FEATURE}, {LABEL_PRODUCT}, {LABEL_VARIANT}) "
                     f"({m('feature_psi')}{{{NS}}}))"
+                ),
+            )
+        )
+        .with_panel(
+            table(
+                "Drift beyond training",
+                "The ten largest ratios of a feature's PSI to the largest PSI an hour of the "
+                "model's own training sessions showed; above 1 (and PSI above 0.25) for 15 "
+                "minutes is alerted: a market the model has never seen.",
+                q(
+                    f"topk(10, max by ({by_feature}) ({m('feature_psi')}{{{NS}}}) "
+                    f"/ on ({by_feature}) max by ({by_feature}) "
+                    f"({m('feature_psi_training_max')}{{{NS}}}))"
                 ),
             )
         )

@@ -107,9 +107,12 @@ def _train(
     step(f"fit final {chosen.name}")
 
     files = training_files(ds, labels)
-    # What the stream should look like: every vector of each product, labelled or not.
+    # What the stream should look like: every vector of each product, labelled or not, and how
+    # far an hour of one session already strays from it.
     distribution = {
-        str(p): reference_from_features(ds.features[ds.products == p]).to_json()
+        str(p): reference_from_features(
+            ds.features[ds.products == p], sessions=ds.sessions[ds.products == p]
+        ).to_json()
         for p in sorted(set(ds.products.tolist()))
     }
     setup = {

@@ -243,3 +243,9 @@ FEATURE_PSI = Gauge(
     "Population stability index of a feature, live against the model's training distribution",
     [LABEL_FEATURE, LABEL_PRODUCT, LABEL_VARIANT],
 )
+FEATURE_PSI_TRAINING_MAX = Gauge(
+    f"{NS}_feature_psi_training_max",
+    "Largest PSI an hour of one training session shows against the training distribution: "
+    "drift the model was trained across",
+    [LABEL_FEATURE, LABEL_PRODUCT, LABEL_VARIANT],
+)

@@ -132,8 +132,12 @@ class ModelMonitor:
         for row in self.rows():
             for gauge, name in gauges:
                 gauge.labels(row.variant, row.product, row.role).set(getattr(row.figures, name))
-        for product in self.drift.references:
+        for product, reference in self.drift.references.items():
             with self._lock:
                 values = self.drift.psi(product)
             for feature, value in zip(FEATURE_NAMES, values, strict=False):
                 metrics.FEATURE_PSI.labels(feature, product, self.active).set(value)
+            if values:  # beside each PSI series, its bound (none from an older model)
+                bound = metrics.FEATURE_PSI_TRAINING_MAX
+                for feature, psi_max in zip(FEATURE_NAMES, reference.window_psi_max, strict=False):
+                    bound.labels(feature, product, self.active).set(psi_max)

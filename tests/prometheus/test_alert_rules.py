@@ -98,7 +98,9 @@ def test_thresholds_come_from_values(helm: str) -> None:
     (rule,) = by_kind(docs, "PrometheusRule").values()
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
     assert "> 90" in alerts["VolatilityConsumerLagHigh"]["expr"]
-    assert "> 0.4" in alerts["VolatilityFeatureDrift"]["expr"]
+    assert "clamp_min(" in alerts["VolatilityFeatureDrift"]["expr"]
+    assert alerts["VolatilityFeatureDrift"]["expr"].count(", 0.4)") == 1
+    assert "* 0 + 0.4" in alerts["VolatilityFeatureDrift"]["expr"]
     assert alerts["VolatilityFeedStale"]["annotations"]["runbook_url"] == (
         "https://runbooks.example/volatility.md#volatilityfeedstale"
     )

@@ -79,9 +79,10 @@ ALERT_OUTCOMES: dict[str, tuple[bool | None, str]] = {
     "VolatilityConsumerLagHigh": (False, "the consumers keep up with a real-time feed"),
     "VolatilityModelNotLoaded": (False, "the API and the consumer serve a model"),
     "VolatilityFeedStale": (False, "the live product ticks every second or so"),
-    # `volatility drift-report` on the same recording: PSI up to 5.5 (rv_300s). The alert is
-    # pending: it fires after `driftFor` (15 minutes).
-    "VolatilityFeatureDrift": (True, "the replayed session is far from the training data"),
+    # `volatility drift-report` on the same recording: PSI up to 5.5 (rv_300s), but the bound
+    # is the drift an hour of the training sessions spans, and this is one of them: its first
+    # quarter hour may or may not stray further than its hours do.
+    "VolatilityFeatureDrift": (None, "a quarter hour of a training session"),
     "VolatilityLiveQualityBelowShadow": (
         None,
         "compares only figures backed by 200 labelled predictions (minLabelled); the 15 "

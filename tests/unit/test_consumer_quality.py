@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from tests.unit.test_loops import drain, running
 from volatility.bus.memory import MemoryBus
 from volatility.features import FeatureVector
+from volatility.features.spec import FEATURE_NAMES
 from volatility.loops import run_consumer
 from volatility.messages import decode_prediction, encode_features
 from volatility.monitoring import ModelMonitor
@@ -86,3 +87,10 @@ def test_live_quality_of_both_variants_agrees_with_offline_evaluation(
             {"feature": "rv_60s", "product": product, "model_variant": "baseline"},
         )
         assert psi is not None and psi >= 0.0
+        # Beside it, the drift the training sessions span, as the model carries it.
+        bound = REGISTRY.get_sample_value(
+            "volatility_feature_psi_training_max",
+            {"feature": "rv_60s", "product": product, "model_variant": "baseline"},
+        )
+        reference = monitor.drift.references[product]
+        assert bound == reference.window_psi_max[FEATURE_NAMES.index("rv_60s")] > 0.0

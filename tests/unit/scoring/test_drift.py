@@ -55,3 +55,27 @@ def test_shipped_models_carry_a_reference_per_product_and_feature() -> None:
         assert set(references) == {"BTC-USD", "ETH-USD"}
         for reference in references.values():
             assert len(reference.edges) == len(FEATURE_NAMES)
+
+
+def test_training_records_how_far_its_own_sessions_stray() -> None:
+    """Two regimes pooled: each session alone sits far from the pooled shares, and that
+    distance is recorded per feature, window by window, so an ordinary regime is not drift."""
+    rng = np.random.default_rng(5)
+    calm = rng.lognormal(0.0, 0.3, size=(3000, 2))
+    wild = rng.lognormal(2.0, 0.3, size=(3000, 2))
+    wild[:, 1] = rng.lognormal(0.0, 0.3, size=3000)  # the second feature ignores the regime
+    features = np.vstack([calm, wild])
+    sessions = np.r_[np.zeros(3000, dtype=np.int64), np.ones(3000, dtype=np.int64)]
+    reference = Reference.from_json(
+        reference_from_features(features, sessions=sessions, window=1000).to_json()
+    )
+    regime, steady = reference.window_psi_max
+    monitor = DriftMonitor({"BTC-USD": reference}, window=1000)
+    monitor.add_many("BTC-USD", rng.lognormal(0.0, 0.3, size=(1000, 2)))  # a calm hour again
+    live_regime, live_steady = monitor.psi("BTC-USD")
+    assert live_regime > 1.0 and live_regime <= regime * 1.1  # far, but no further than training
+    assert steady < 0.25 and live_steady < 0.25
+    # Without sessions, no figure; an older model's JSON has none either.
+    assert reference_from_features(features).window_psi_max == ()
+    legacy = {k: v for k, v in reference.to_json().items() if k != "window_psi_max"}
+    assert Reference.from_json(legacy).window_psi_max == ()
