@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,7 +21,7 @@ from volatility_operator import autorollback, prometheus
 from volatility_operator.config import OperatorConfig
 from volatility_operator.kube import Kube
 from volatility_operator.loops import Loops
-from volatility_operator.observed import Report, WorkloadView, workload_view
+from volatility_operator.observed import Report, WorkloadView, serving, workload_view
 from volatility_operator.probe import probe_pod
 from volatility_operator.resource import GROUP, PLURAL, VERSION
 from volatility_operator.rollout import decide
@@ -97,15 +98,21 @@ async def watch_keeps_up(memo: kopf.Memo, **_: Any) -> str:
 
 
 def _observe(kube: Kube, spec: Spec, probe: bool) -> list[WorkloadView]:
-    views = []
+    found = []
     for w in spec.workloads:
         deployment = kube.deployment(w.name)
-        pods = kube.pods(deployment) if deployment is not None else []
-        reports: dict[str, Report] | None = None
-        if probe:
-            reports = {p["metadata"]["name"]: probe_pod(p, w.role) for p in pods}
-        views.append(workload_view(w.name, w.role, deployment, pods, reports))
-    return views
+        found.append((w, deployment, kube.pods(deployment) if deployment is not None else []))
+    reports: dict[str, Report] | None = None
+    if probe:
+        # Every serving pod of every workload at once: a slow pod costs one timeout per pass,
+        # not one per pod.
+        asked = [(p, w.role) for w, _, pods in found for p in pods if serving(p)]
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(asked)))) as pool:
+            answers = pool.map(lambda a: probe_pod(*a), asked)
+            reports = {p["metadata"]["name"]: r for (p, _), r in zip(asked, answers, strict=True)}
+    return [
+        workload_view(w.name, w.role, deployment, pods, reports) for w, deployment, pods in found
+    ]
 
 
 @dataclass

@@ -70,6 +70,12 @@ def _pod_ready(pod: Mapping[str, Any]) -> bool:
     )
 
 
+def serving(pod: Mapping[str, Any]) -> bool:
+    """Ready and not terminating: the pods `progress` judges, so the only ones worth asking.
+    A terminating pod's address may already be gone, and asking it costs a whole timeout."""
+    return _pod_ready(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp")
+
+
 def workload_view(
     name: str,
     role: Role,

@@ -18,6 +18,7 @@ from prometheus_client import generate_latest
 
 from volatility import metrics
 from volatility.runtime import Health, serve_health_and_metrics
+from volatility_operator.observed import serving
 from volatility_operator.probe import MODEL_INFO_METRIC, parse_model_info, probe_pod
 
 
@@ -106,3 +107,14 @@ def test_an_unreachable_pod_gives_an_error_not_an_exception() -> None:
     report = probe_pod(_pod("http", _port()), "api", timeout=1)
     assert report.variant is None and report.error is not None
     assert probe_pod({"status": {}, "spec": {}}, "api").error is not None
+
+
+def test_only_ready_pods_that_are_not_terminating_are_asked() -> None:
+    """A terminating pod's address may be gone (a whole timeout per look), an unready one has
+    nothing to say yet; `progress` judges neither."""
+    ready = {"type": "Ready", "status": "True"}
+    pod = {"metadata": {"name": "p"}, "status": {"conditions": [ready]}}
+    assert serving(pod)
+    assert not serving({**pod, "status": {"conditions": [{**ready, "status": "False"}]}})
+    assert not serving({**pod, "metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00Z"}})
+    assert not serving({"metadata": {"name": "p"}})
