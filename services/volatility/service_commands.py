@@ -87,11 +87,19 @@ def _start(service: str) -> tuple[threading.Event, Health]:
 
 
 def _kafka_bus(topics: tuple[str, ...], service: str) -> KafkaBus:
-    """A bus to a reachable broker holding ``topics``; raises BusUnavailableError otherwise."""
+    """A bus to a reachable broker holding ``topics`` (created first with KAFKA_CREATE_TOPICS);
+    raises BusUnavailableError otherwise."""
     from volatility.bus.kafka import KafkaBus
     from volatility.settings import KafkaConsumerSettings, KafkaSettings
 
-    bus = KafkaBus(KafkaSettings(), consumer_settings=KafkaConsumerSettings(), service=service)
+    settings = KafkaSettings()
+    if settings.create_topics:
+        from volatility.bus.admin import create_topics
+        from volatility.settings import TopicSettings
+
+        for topic, outcome in create_topics(settings, topics=TopicSettings().all_topics).items():
+            log.info("topic %s %s", topic, outcome, extra={"topic": topic, "outcome": outcome})
+    bus = KafkaBus(settings, consumer_settings=KafkaConsumerSettings(), service=service)
     bus.check_topics(topics)
     return bus
 

@@ -46,6 +46,9 @@ class KafkaSettings(BaseSettings):
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+    # Stream services create their missing topics when they start (the chart sets it): a
+    # Deployment's own pods then need no init container, and a rolled pod starts one process.
+    create_topics: bool = False
     # A producer that has had nothing acknowledged on a partition the broker serves, with
     # messages outstanding, for this long is replaced (see bus/stall.py).
     producer_stall_seconds: float = Field(default=10.0, ge=0)

@@ -254,7 +254,26 @@ def test_project_containers_run_real_volatility_subcommands(helm: str) -> None:
             assert args[0] in names, f"{container['name']}: `volatility {args[0]}` does not exist"
             parser.parse_args(args)  # exits (fails the test) on unknown options
             checked += 1
-    assert checked >= 8  # 4 services, 3 init containers, the topics Job
+    assert checked >= 5  # 4 services, the topics Job
+
+
+def test_stream_services_create_their_topics_in_process_not_in_init_containers(
+    helm: str,
+) -> None:
+    """A rolled consumer pod starts one process: the topics come from the service itself."""
+    streams = ("ingest", "featurizer", "consumer")
+    off = render(helm, "--set", "kafka.topics.createOnStart=false")
+    for create, docs in ((True, render(helm)), (False, off)):
+        deployments = {component(d): d for d in by_kind(docs, "Deployment").values()}
+        for name in streams:
+            spec = deployments[name]["spec"]["template"]["spec"]
+            assert "initContainers" not in spec
+            env = env_of(spec["containers"][0])
+            assert (env.get("KAFKA_CREATE_TOPICS") == "true") is create, name
+            assert ("KAFKA_TOPIC_PARTITIONS" in env) is create, name
+        assert "KAFKA_CREATE_TOPICS" not in env_of(
+            deployments["api"]["spec"]["template"]["spec"]["containers"][0]
+        )
 
 
 def test_component_env_matches_the_service_contract(helm: str) -> None:

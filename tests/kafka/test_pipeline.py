@@ -69,6 +69,31 @@ def test_kafka_init_creates_topics_from_configuration_and_is_idempotent(
             future.result(30)
 
 
+def test_a_stream_service_creates_its_missing_topics_when_it_starts(
+    pipeline: Pipeline, kafka_admin: AdminClient
+) -> None:
+    """KAFKA_CREATE_TOPICS (the chart's default): no init container, no topics Job needed
+    first; the service creates what is missing with the configured partitions and serves."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {
+        "KAFKA_TOPIC_TICKS": f"own-ticks-{suffix}",
+        "KAFKA_TOPIC_FEATURES": f"own-features-{suffix}",
+        "KAFKA_TOPIC_PREDICTIONS": f"own-predictions-{suffix}",
+        "KAFKA_TOPIC_DEADLETTER": f"own-deadletter-{suffix}",
+    }
+    assert not set(names.values()) & set(kafka_admin.list_topics(timeout=10).topics)
+    try:
+        service = pipeline.start(
+            "featurize", **names, KAFKA_CREATE_TOPICS="true", KAFKA_TOPIC_PARTITIONS="3"
+        )  # returns once /readyz answers 200
+        meta = kafka_admin.list_topics(timeout=10).topics
+        assert {len(meta[t].partitions) for t in names.values()} == {3}
+        assert "created" in service.log_text()
+    finally:
+        for future in kafka_admin.delete_topics(list(names.values())).values():
+            future.result(30)
+
+
 def test_replayed_recording_is_scored_end_to_end_and_sigterm_exits_cleanly(
     pipeline: Pipeline, recordings: list[Path]
 ) -> None:

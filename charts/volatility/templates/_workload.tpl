@@ -132,10 +132,6 @@ spec:
       {{- include "volatility.podSpecCommon" . | nindent 6 }}
       # Above the services' shutdown budget: the consumer loop stops, flushes and commits.
       terminationGracePeriodSeconds: 30
-      {{- if $ctx.Values.kafka.topics.initContainer.enabled }}
-      initContainers:
-        {{- include "volatility.topicsContainer" (dict "ctx" $ctx "name" "kafka-init" "image" $v.image "resources" $ctx.Values.kafka.topics.job.resources) | nindent 8 }}
-      {{- end }}
       containers:
         - name: {{ .component }}
           image: {{ include "volatility.image" (dict "ctx" $ctx "image" $v.image) }}
@@ -148,6 +144,11 @@ spec:
           env:
             - name: METRICS_PORT
               value: {{ $v.metricsPort | quote }}
+            {{- if $ctx.Values.kafka.topics.createOnStart }}
+            - name: KAFKA_CREATE_TOPICS
+              value: "true"
+            {{- include "volatility.topicsEnv" $ctx | nindent 12 }}
+            {{- end }}
             {{- with include "volatility.kafkaSecretEnv" $ctx }}
             {{- . | trim | nindent 12 }}
             {{- end }}
@@ -163,8 +164,9 @@ spec:
             httpGet:
               path: /healthz
               port: metrics
-            periodSeconds: 2
-            failureThreshold: 30
+            # Every second, as readiness: a new pod of a switch serves as soon as it can.
+            periodSeconds: 1
+            failureThreshold: 60
           livenessProbe:
             httpGet:
               path: /healthz
