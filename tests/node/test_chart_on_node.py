@@ -225,9 +225,12 @@ def test_prediction_through_the_http_route_of_a_real_gateway_controller(release:
 
 
 def test_helm_test_runs_its_pod_and_passes(release: Release) -> None:
-    out = release.cluster.kube.helm("test", RELEASE, "-n", release.ns, "--timeout=3m",
-                                    timeout=240).stdout  # fmt: skip
-    assert "Phase:          Succeeded" in out, out
+    for _ in range(2):  # a second run replaces the pod the first one left for its logs
+        out = release.cluster.kube.helm("test", RELEASE, "-n", release.ns, "--timeout=3m",
+                                        "--logs", timeout=240).stdout  # fmt: skip
+        assert "Phase:          Succeeded" in out, out
+        # The pod's own output: the prediction it got through the API's Service.
+        assert "POD LOGS:" in out and '"spikes"' in out, out
 
 
 def test_logs_and_exec_reach_the_containers(release: Release) -> None:
