@@ -42,10 +42,10 @@ API_REPLICAS = 2
 SCRAPE_INTERVAL = "2s"
 FEED_STALE_SECONDS = 10
 # Live quality needs a product's label regime (600 s) and one horizon (60 s) of event time
-# before its first labelled prediction, and drift an hour-long window's first decile counts:
-# a feed that started minutes ago has neither. The loopback scrape tier
+# before its first labelled prediction, and drift 600 vectors (10 minutes) per product: a feed
+# that started minutes ago has neither. The loopback scrape tier
 # (tests/prometheus/test_live_scrape.py) replays a recording long enough for both.
-YOUNG_FEED = ("volatility_live_", "volatility:live_quality")
+YOUNG_FEED = ("volatility_live_", "volatility:live_quality", "volatility_feature_psi")
 # What each alert's expression holds on this healthy release fed by the in-cluster simulator:
 # True (data), False (empty), or None where the feed's age decides; and why.
 ALERT_OUTCOMES: dict[str, tuple[bool | None, str]] = {
@@ -55,7 +55,7 @@ ALERT_OUTCOMES: dict[str, tuple[bool | None, str]] = {
     "VolatilityConsumerLagHigh": (False, "the consumers keep up with a real-time feed"),
     "VolatilityModelNotLoaded": (False, "the API and the consumer serve a model"),
     "VolatilityFeedStale": (False, "the simulator ticks every second or so"),
-    "VolatilityFeatureDrift": (None, "synthetic ticks against the recorded training data"),
+    "VolatilityFeatureDrift": (False, "no PSI before 600 vectors of a product"),
     "VolatilityLiveQualityBelowShadow": (False, "no figure has 200 labels on a young feed"),
     "VolatilityDeadLettersRising": (False, "nothing is set aside"),
     "VolatilityLateTicksDropped": (False, "ticks published in order are never late"),

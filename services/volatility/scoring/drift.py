@@ -124,11 +124,15 @@ class _Window:
 
 
 class DriftMonitor:
-    """Per product, the bins of its last ``window`` vectors, and their PSI per feature."""
+    """Per product, the bins of its last ``window`` vectors, and their PSI per feature once
+    there are as many as the shortest stretch of training data it is compared with
+    (``MIN_WINDOW_ROWS``, or the whole window if smaller): PSI over a few vectors is noise,
+    and after a restart it would read as drift."""
 
     def __init__(self, references: Mapping[str, Reference], window: int = DEFAULT_WINDOW) -> None:
         self.references = dict(references)
         self.window = window
+        self.min_rows = min(MIN_WINDOW_ROWS, window)
         self._windows: dict[str, _Window] = {}
 
     def add(self, product: str, values: Sequence[float] | np.ndarray) -> None:
@@ -159,9 +163,9 @@ class DriftMonitor:
         return win.filled if win is not None else 0
 
     def psi(self, product: str) -> list[float]:
-        """PSI per feature (in reference column order); empty until a vector has been seen."""
+        """PSI per feature (in reference column order); empty until ``min_rows`` vectors."""
         win = self._windows.get(product)
-        if win is None or not win.filled:
+        if win is None or win.filled < self.min_rows:
             return []
         reference = self.references[product]
         return [psi(reference.shares[f], c / win.filled) for f, c in enumerate(win.counts)]

@@ -8,6 +8,7 @@ from tests.conftest import REPO
 from volatility.features.spec import FEATURE_NAMES
 from volatility.names import VARIANTS
 from volatility.scoring.drift import (
+    MIN_WINDOW_ROWS,
     DriftMonitor,
     Reference,
     psi,
@@ -71,7 +72,10 @@ def test_training_records_how_far_its_own_sessions_stray() -> None:
     )
     regime, steady = reference.window_psi_max
     monitor = DriftMonitor({"BTC-USD": reference}, window=1000)
-    monitor.add_many("BTC-USD", rng.lognormal(0.0, 0.3, size=(1000, 2)))  # a calm hour again
+    calm_again = rng.lognormal(0.0, 0.3, size=(1000, 2))
+    monitor.add_many("BTC-USD", calm_again[: MIN_WINDOW_ROWS - 1])
+    assert monitor.psi("BTC-USD") == []  # too few vectors to compare with training's windows
+    monitor.add_many("BTC-USD", calm_again[MIN_WINDOW_ROWS - 1 :])  # a calm hour again
     live_regime, live_steady = monitor.psi("BTC-USD")
     assert live_regime > 1.0 and live_regime <= regime * 1.1  # far, but no further than training
     assert steady < 0.25 and live_steady < 0.25
