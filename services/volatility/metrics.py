@@ -245,7 +245,7 @@ FEATURE_PSI = Gauge(
 )
 FEATURE_PSI_TRAINING_MAX = Gauge(
     f"{NS}_feature_psi_training_max",
-    "Largest PSI an hour of one training session shows against the training distribution: "
-    "drift the model was trained across",
+    "Largest PSI a stretch (10 to 60 min) of one training session shows against the training "
+    "distribution: drift the model was trained across",
     [LABEL_FEATURE, LABEL_PRODUCT, LABEL_VARIANT],
 )

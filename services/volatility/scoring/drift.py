@@ -25,8 +25,8 @@ BINS = 10
 EPS = 1e-4
 DEFAULT_WINDOW = 3600
 # Ten minutes of one product's vectors: the shortest stretch of a training session whose PSI
-# counts towards the drift training spans (the shortest recorded sessions last 14 minutes; the
-# drift alert waits 15 minutes, so the live window it judges is no shorter).
+# counts towards the drift training spans (the shortest recorded sessions last 14 minutes), and
+# the fewest live vectors whose PSI is reported, so that like is compared with like.
 MIN_WINDOW_ROWS = 600
 
 
