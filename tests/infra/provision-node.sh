@@ -93,6 +93,23 @@ go_env() {
   export GOWORK=off GO111MODULE=on
 }
 
+module_dir() {  # module@version: where the module cache holds its unpacked source
+  "$GO" mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
+}
+
+wrapper_module() {  # name module version
+  # `go install module/cmd@version` is refused when the module's go.mod has replace or exclude
+  # directives: a wrapper module (in $work/name, the current directory afterwards) re-creates
+  # them, with the module's go.sum (without it the checksum database is asked about modules the
+  # proxy cannot vouch for).
+  local src
+  mkdir "$work/$1" && cd "$work/$1"
+  "$GO" mod init "local/$1-build" >/dev/null 2>&1
+  src="$(module_dir "$2@$3")"
+  sed -n '/^\(replace\|exclude\) (/,/^)/p; /^\(replace\|exclude\) [^(]/p' "$src/go.mod" >>go.mod
+  install -m 0644 "$src/go.sum" go.sum
+}
+
 build_kube() {
   # kubelet and kube-proxy: the wrapper module of provision-k8s.sh (k/k's ./staging replaces
   # re-pointed at the published staging modules), same version stamping.
@@ -139,17 +156,10 @@ go_install() {  # name package version
 }
 
 build_traefik() {
-  # Traefik's go.mod has replace and exclude directives, so `go install ...@v` is refused: a
-  # wrapper module re-creates them. Its go.sum comes along: without it the checksum database is
-  # asked about some DNS-provider modules the proxy cannot vouch for.
-  local mod="github.com/traefik/traefik/v3" info gomod dir
-  mkdir "$work/traefik" && cd "$work/traefik"
-  "$GO" mod init local/traefik-build >/dev/null 2>&1
-  info="$("$GO" mod download -json "$mod@v$TRAEFIK_VERSION" |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["GoMod"], d["Dir"])')"
-  gomod="${info% *}"; dir="${info#* }"
-  sed -n '/^replace (/,/^)/p; /^replace [^(]/p; /^exclude /p' "$gomod" >>go.mod
-  install -m 0644 "$dir/go.sum" go.sum
+  # Traefik's go.mod has replace and exclude directives; its go.sum vouches for some
+  # DNS-provider modules the checksum database does not.
+  local mod="github.com/traefik/traefik/v3"
+  wrapper_module traefik "$mod" "v$TRAEFIK_VERSION"
   log "traefik: resolving $mod@v$TRAEFIK_VERSION"
   "$GO" get "$mod/cmd/traefik@v$TRAEFIK_VERSION" >&2
   log "traefik: building"
@@ -164,8 +174,7 @@ build_traefik() {
 gateway_api_crds() {
   # The standard-channel CRDs ship inside the Go module of the Gateway API.
   local dir
-  dir="$("$GO" mod download -json "sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  dir="$(module_dir "sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION")"
   rm -rf "$OUT/gateway-api-crds"
   mkdir -p "$OUT/gateway-api-crds"
   cp "$dir"/config/crd/standard/*.yaml "$OUT/gateway-api-crds/"
@@ -194,8 +203,7 @@ rootfs_image() {  # rootfs name archive [umoci config args...]
 build_pause() {
   # No registry serves registry.k8s.io here: compile the upstream pause.c from the module zip.
   local src
-  src="$("$GO" mod download -json "k8s.io/kubernetes@v$K8S_VERSION" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')/build/pause/linux/pause.c"
+  src="$(module_dir "k8s.io/kubernetes@v$K8S_VERSION")/build/pause/linux/pause.c"
   mkdir -p "$work/pause"
   gcc -Os -static -s -DVERSION="v$PAUSE_VERSION" -o "$work/pause/pause" "$src"
   rootfs_image "$work/pause" "localhost/pause:$PAUSE_VERSION" "$IMAGES/pause.tar" \
@@ -254,7 +262,7 @@ build_monitoring() {
   mkdir "$work/po" && cd "$work/po"
   "$GO" mod init local/prometheus-operator-build >/dev/null 2>&1
   for sub in pkg/apis/monitoring pkg/client; do "$GO" mod edit -replace="$mod/$sub=$mod/$sub@$v"; done
-  dir="$("$GO" mod download -json "$mod@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  dir="$(module_dir "$mod@$v")"
   install -m 0644 "$dir/go.sum" go.sum
   log "prometheus-operator: resolving $mod@$v"
   "$GO" get "$mod/cmd/operator@$v" "$mod/cmd/prometheus-config-reloader@$v" >&2
@@ -274,14 +282,10 @@ build_monitoring() {
     --config.entrypoint /bin/prometheus-config-reloader --config.user 65534:65534
   # Prometheus: its go.mod has a replace directive, so a wrapper module again, with its go.sum.
   # Built without the `builtinassets` tag: the HTTP API, not the web UI.
-  local pmod="github.com/prometheus/prometheus" pv="$PROMETHEUS_VERSION" ptag pdir
+  local pmod="github.com/prometheus/prometheus" pv="$PROMETHEUS_VERSION" ptag
   local major="${pv%%.*}" rest="${pv#*.}"
   ptag="v0.$((major * 100 + ${rest%%.*})).${rest#*.}"   # 3.5.0 is tagged v0.305.0
-  mkdir "$work/prom" && cd "$work/prom"
-  "$GO" mod init local/prometheus-build >/dev/null 2>&1
-  pdir="$("$GO" mod download -json "$pmod@$ptag" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
-  sed -n '/^replace (/,/^)/p; /^replace [^(]/p' "$pdir/go.mod" >>go.mod
-  install -m 0644 "$pdir/go.sum" go.sum
+  wrapper_module prometheus "$pmod" "$ptag"
   log "prometheus: resolving $pmod@$ptag"
   "$GO" get "$pmod/cmd/prometheus@$ptag" >&2
   log "prometheus: building"

@@ -34,6 +34,15 @@ SESSION_TIMEOUT_MS = 6000
 __all__ = ["Key", "Pipeline", "PredictionLog", "Service", "TopicReader", "wait_for"]
 
 
+def fresh_topic_env(prefix: str) -> dict[str, str]:
+    """The KAFKA_TOPIC_* settings of four topics no other run names (nothing is created)."""
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        f"KAFKA_TOPIC_{role.upper()}": f"{prefix}-{role}-{suffix}"
+        for role in ("ticks", "features", "predictions", "deadletter")
+    }
+
+
 def expected_keys(records: Iterable[StreamRecord]) -> set[Key]:
     """(product, event time) of every vector the ticks-topic ``records`` imply."""
     return set(reference_by_key(records))

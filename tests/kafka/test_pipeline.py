@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
@@ -20,6 +19,7 @@ from tests.kafka.pipeline import (
     TopicReader,
     assert_features_equal_reference,
     assert_one_value_per_key,
+    fresh_topic_env,
     wait_for,
 )
 from tests.stream_reference import reference_by_key, replayed
@@ -30,13 +30,7 @@ from volatility.messages import decode_prediction
 def test_kafka_init_creates_topics_from_configuration_and_is_idempotent(
     kafka_broker: KafkaBroker, kafka_admin: AdminClient, tmp_path: Path
 ) -> None:
-    suffix = uuid.uuid4().hex[:8]
-    names = {
-        "KAFKA_TOPIC_TICKS": f"init-ticks-{suffix}",
-        "KAFKA_TOPIC_FEATURES": f"init-features-{suffix}",
-        "KAFKA_TOPIC_PREDICTIONS": f"init-predictions-{suffix}",
-        "KAFKA_TOPIC_DEADLETTER": f"init-deadletter-{suffix}",
-    }
+    names = fresh_topic_env("init")
     env = {
         **os.environ,
         **names,
@@ -74,13 +68,7 @@ def test_a_stream_service_creates_its_missing_topics_when_it_starts(
 ) -> None:
     """KAFKA_CREATE_TOPICS (the chart's default): no init container, no topics Job needed
     first; the service creates what is missing with the configured partitions and serves."""
-    suffix = uuid.uuid4().hex[:8]
-    names = {
-        "KAFKA_TOPIC_TICKS": f"own-ticks-{suffix}",
-        "KAFKA_TOPIC_FEATURES": f"own-features-{suffix}",
-        "KAFKA_TOPIC_PREDICTIONS": f"own-predictions-{suffix}",
-        "KAFKA_TOPIC_DEADLETTER": f"own-deadletter-{suffix}",
-    }
+    names = fresh_topic_env("own")
     assert not set(names.values()) & set(kafka_admin.list_topics(timeout=10).topics)
     try:
         service = pipeline.start(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 import urllib.parse
 import urllib.request
@@ -26,13 +25,17 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from tests.chart.test_names_consistency import dashboard_queries
 from tests.infra.alertmanager import WebhookReceiver
 from tests.infra.controlplane import Kube
 from tests.infra.node import NODE_IP
 from tests.node.conftest import NodeCluster
 from tests.node.test_chart_on_node import CHART, FULLNAME, RELEASE, node_values, ready
-from tests.prometheus.test_live_scrape import EMPTY_DASHBOARD_QUERIES, ApiTraffic
+from tests.prometheus.live import (
+    EMPTY_DASHBOARD_QUERIES,
+    ApiTraffic,
+    assert_dashboard_queries,
+    assert_rule_outcomes,
+)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -336,40 +339,11 @@ def _expected_empty(expr: str) -> bool:
 
 
 def test_every_dashboard_query_runs_against_the_operators_prometheus(warm: Monitoring) -> None:
-    empty, nan, report = [], [], []
-    for board, expr in dashboard_queries():
-        result = warm.query(expr.replace("$namespace", warm.ns))
-        report.append(f"{board}: {len(result)} series | {expr}")
-        values = [float(s["value"][1]) for s in result]
-        if not result:
-            empty.append(expr)
-        elif all(math.isnan(v) for v in values):
-            nan.append(expr)
-    print("\n" + "\n".join(report))
-    expected = [e for _, e in dashboard_queries() if _expected_empty(e)]
-    assert sorted(empty) == sorted(expected), (
-        f"empty but should hold data: {sorted(set(empty) - set(expected))}\n"
-        f"hold data but should be empty: {sorted(set(expected) - set(empty))}\n"
-        f"{warm.diagnostics()}"
-    )
-    assert not nan, f"only NaN: {nan}"
+    assert_dashboard_queries(warm.query, warm.ns, _expected_empty, warm.diagnostics)
 
 
 def test_every_rule_expression_runs_against_the_operators_prometheus(warm: Monitoring) -> None:
-    alerts = {r["alert"] for r in warm.rules if "alert" in r}
-    assert alerts == set(ALERT_OUTCOMES), "an alert without a stated healthy outcome"
-    report = []
-    for rule in warm.rules:
-        result = warm.query(rule["expr"])
-        name = rule.get("alert") or rule["record"]
-        report.append(f"{name}: {len(result)} series")
-        if "record" in rule:
-            assert bool(result) != _expected_empty(rule["expr"]), (name, rule["expr"], result)
-            continue
-        holds, why = ALERT_OUTCOMES[name]
-        if holds is not None:
-            assert bool(result) == holds, f"{name} holds {result} ({why}): {rule['expr']}"
-    print("\n" + "\n".join(report))
+    assert_rule_outcomes(warm.query, warm.rules, ALERT_OUTCOMES, record_empty=_expected_empty)
 
 
 def test_a_stopped_feed_reaches_the_webhook_through_the_alertmanager_pod(

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import re
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,7 +33,6 @@ from confluent_kafka.admin import AdminClient
 
 from tests.chart.test_chart_render import NAMESPACE, RELEASE, by_kind, render
 from tests.chart.test_chart_render import helm as helm  # the fixture
-from tests.chart.test_names_consistency import dashboard_queries
 from tests.conftest import SHARED_DATA
 from tests.infra import prometheus as prometheus_infra
 from tests.infra.alertmanager import Alertmanager, WebhookReceiver
@@ -43,6 +40,12 @@ from tests.infra.kafka_broker import KafkaBroker, TopicFactory
 from tests.infra.ports import free_port
 from tests.infra.prometheus import Prometheus
 from tests.kafka.pipeline import VOLATILITY, Pipeline
+from tests.prometheus.live import (
+    EMPTY_DASHBOARD_QUERIES,
+    ApiTraffic,
+    assert_dashboard_queries,
+    assert_rule_outcomes,
+)
 
 pytestmark = [pytest.mark.scrape, pytest.mark.kafka, pytest.mark.timeout(480)]
 
@@ -62,14 +65,6 @@ SETTLED_LAG = 50
 COMPONENTS = ("ingest", "featurizer", "consumer", "api")
 INGEST = f'namespace="{NAMESPACE}", service="ingest"'
 
-# Panel queries that are valid and must be empty on a healthy pipeline fed a clean recording:
-# no service exports the series until the first event of its kind.
-EMPTY_DASHBOARD_QUERIES = {
-    "volatility_deadletters_total": "nothing is set aside",
-    "volatility_malformed_total": "nothing is malformed",
-    "volatility_disconnects_total": "the exchange connection never drops",
-    "volatility_delivery_errors_total": "the broker acknowledges every message",
-}
 # What each alert's expression holds on this healthy pipeline: True (data), False (empty), or
 # None where the replayed figures decide; and why.
 ALERT_OUTCOMES: dict[str, tuple[bool | None, str]] = {
@@ -150,43 +145,6 @@ def scrape_configs(docs: list[dict[str, Any]], ports: dict[str, int]) -> list[di
             }
         )
     return configs
-
-
-class ApiTraffic:
-    """Scoring requests at about ``rate``/s: valid single rows, and every tenth one malformed
-    (answered 422), so the request series carry both kinds of status."""
-
-    def __init__(self, url: str, feature_names: list[str], rate: float = 10.0) -> None:
-        self.url = url
-        self.body = json.dumps({"rows": [dict.fromkeys(feature_names, 1.0)]}).encode()
-        self.bad = json.dumps({"rows": [{"nope": 1.0}]}).encode()
-        self.period = 1.0 / rate
-        self.statuses: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="api-traffic", daemon=True)
-        self._thread.start()
-
-    def _post(self, body: bytes) -> int:
-        request = urllib.request.Request(  # noqa: S310
-            f"{self.url}/predict", data=body, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as r:  # noqa: S310
-                return int(r.status)
-        except urllib.error.HTTPError as e:
-            return int(e.code)
-        except OSError:
-            return 0
-
-    def _run(self) -> None:
-        i = 0
-        while not self._stop.wait(self.period):  # the traffic's own pacing
-            self.statuses.append(self._post(self.bad if i % 10 == 9 else self.body))
-            i += 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(15)
 
 
 @dataclass
@@ -412,47 +370,17 @@ def _epoch(rfc3339: str) -> float:
 
 
 def test_every_dashboard_query_returns_data(warm: Stack) -> None:
-    empty: dict[str, str] = {}
-    nan: list[str] = []
-    report = []
-    for board, expr in dashboard_queries():
-        result = warm.query(expr.replace("$namespace", NAMESPACE))
-        values = _values(result)
-        report.append(f"{board}: {len(result)} series | {expr}")
-        if not result:
-            empty[expr] = board
-        elif all(math.isnan(v) for v in values):
-            nan.append(expr)
-    print("\n" + "\n".join(report))
-    expected_empty = {
-        expr
-        for expr in (e for _, e in dashboard_queries())
-        if any(metric in expr for metric in EMPTY_DASHBOARD_QUERIES)
-    }
-    assert set(empty) == expected_empty, (
-        f"empty but should hold data: {sorted(set(empty) - expected_empty)}\n"
-        f"hold data but should be empty: {sorted(expected_empty - set(empty))}\n"
-        f"{warm.diagnostics()}"
+    assert_dashboard_queries(
+        warm.query,
+        NAMESPACE,
+        lambda expr: any(metric in expr for metric in EMPTY_DASHBOARD_QUERIES),
+        warm.diagnostics,
     )
-    assert not nan, f"only NaN: {nan}"
 
 
 def test_every_rule_evaluates_on_live_series(warm: Stack) -> None:
     """Recording rules hold data; alert expressions run and are silent on a healthy pipeline."""
-    alerts = {r["alert"] for r in warm.rules if "alert" in r}
-    assert alerts == set(ALERT_OUTCOMES), "an alert without a stated healthy outcome"
-    report = []
-    for rule in warm.rules:
-        result = warm.query(rule["expr"])
-        name = rule.get("alert") or rule["record"]
-        report.append(f"{name}: {len(result)} series")
-        if "record" in rule:
-            assert result, f"recording rule {name} is empty: {rule['expr']}"
-            continue
-        holds, why = ALERT_OUTCOMES[name]
-        if holds is not None:
-            assert bool(result) == holds, f"{name} holds {result} ({why}): {rule['expr']}"
-    print("\n" + "\n".join(report))
+    assert_rule_outcomes(warm.query, warm.rules, ALERT_OUTCOMES)
     firing = warm.query(f'ALERTS{{namespace="{NAMESPACE}", alertstate="firing"}}')
     unexpected = [a for a in firing if ALERT_OUTCOMES[a["metric"]["alertname"]][0] is not None]
     assert not unexpected, f"firing on a healthy pipeline: {unexpected}"
