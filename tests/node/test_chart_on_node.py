@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ CHART = REPO / "charts" / "volatility"
 RELEASE = "vol"
 FULLNAME = f"{RELEASE}-volatility"
 STREAM = ("ingest", "featurizer", "consumer")
+# Predictions per second that accompany a switch or an upgrade: a steady production-like rate.
+LOAD_RATE = 100.0
 # The first test also waits for the node and the install; disruptions wait on probes.
 pytestmark = pytest.mark.timeout(600)
 
@@ -75,8 +78,12 @@ class Release:
         return json.loads(out)
 
     def pods(self, component: str) -> list[dict[str, Any]]:
+        # Straight from the API server, not through kubectl: the switch measurements call this
+        # ten times a second, and a kubectl process each time took CPU from the pods they time.
         selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}"
-        items: list[dict[str, Any]] = self.get("pods", "-l", selector)["items"]
+        query = urllib.parse.urlencode({"labelSelector": selector})
+        path = f"/api/v1/namespaces/{self.ns}/pods?{query}"
+        items: list[dict[str, Any]] = self.cluster.kube.plane.api("GET", path)["items"]
         return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
     def service_url(self, component: str, port_name: str) -> str:
@@ -302,11 +309,17 @@ def test_an_unready_api_pod_leaves_the_service_endpoints(release: Release) -> No
 
 
 class Load:
-    """Sequential predictions against the API Service in a thread; counts every outcome."""
+    """Predictions against the API Service at a steady ``rate`` per second, one at a time, in a
+    thread; counts every outcome.
 
-    def __init__(self, base: str) -> None:
+    Paced rather than as fast as the machine allows: on two shared cores an unpaced loop takes
+    a core of its own (client and API pods together) and the switch it accompanies would time
+    that contention, not the switch."""
+
+    def __init__(self, base: str, rate: float = LOAD_RATE) -> None:
         self.base = base
         self.body = _predict_body(base)
+        self.period = 1.0 / rate
         self.ok = 0
         self.failures: list[str] = []
         self.variants: set[str] = set()
@@ -314,12 +327,16 @@ class Load:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        due = time.monotonic()
         while not self._stop.is_set():
             try:
                 _post(self.base + "/predict", self.body)
                 self.ok += 1
             except (OSError, urllib.error.HTTPError) as e:
                 self.failures.append(repr(e))
+            # The load's own pacing; a slow answer delays the next request, never bunches them.
+            due = max(due + self.period, time.monotonic())
+            self._stop.wait(due - time.monotonic())
 
     def __enter__(self) -> Load:
         self._thread.start()

@@ -160,17 +160,14 @@ spec:
             {{- end }}
           envFrom:
             {{- include "volatility.kafkaEnvFrom" $ctx | nindent 12 }}
-          startupProbe:
-            httpGet:
-              path: /healthz
-              port: metrics
-            # Every second, as readiness: a new pod of a switch serves as soon as it can.
-            periodSeconds: 1
-            failureThreshold: 60
+          # No startup probe: the kubelet probes readiness only once a startup probe has
+          # passed, which adds up to a second to every new pod of a switch. The liveness
+          # probe's delay still gives a start about a minute before a restart, as before.
           livenessProbe:
             httpGet:
               path: /healthz
               port: metrics
+            initialDelaySeconds: 30
             periodSeconds: 10
             timeoutSeconds: 2
             failureThreshold: 3
