@@ -126,7 +126,6 @@ deploy: ## helm upgrade --install the chart into kind (restricted namespace, Ing
 	  --namespace $(NAMESPACE) --set-string image.tag=$(VERSION) \
 	  --set ingress.enabled=true --set ingress.className=traefik \
 	  --set-string 'networkPolicy.api.namespaceSelector.matchLabels.kubernetes\.io/metadata\.name=traefik' \
-	  --set operator.enabled=true \
 	  --wait --timeout 10m
 
 smoke: ## Ask the API for a prediction through Traefik on localhost

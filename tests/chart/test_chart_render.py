@@ -144,19 +144,21 @@ def test_lint_strict(helm: str, values: Path) -> None:
 def test_default_render_has_every_component(helm: str) -> None:
     docs = render(helm)
     got = kinds(docs)
-    assert got["Deployment"] == 4
+    assert got["Deployment"] == 5  # the four services and the ModelVariant operator
     assert got["StatefulSet"] == 1
     assert got["Job"] == 1
     assert got["PodDisruptionBudget"] == 4
-    assert got["NetworkPolicy"] == 5
-    assert got["ServiceAccount"] == 1
+    assert got["NetworkPolicy"] == 7
+    assert got["ServiceAccount"] == 2
+    assert got["Role"] == got["RoleBinding"] == 2
+    assert got["ModelVariant"] == 1
     assert got["Pod"] == 1  # the `helm test` hook
     # ingest, featurizer, consumer, api + Kafka headless and client Services
     assert got["Service"] == 6
     for absent in ("Ingress", "HorizontalPodAutoscaler", "ServiceMonitor", "PrometheusRule"):
         assert got[absent] == 0, absent
     deployments = {component(d) for d in by_kind(docs, "Deployment").values()}
-    assert deployments == set(PROJECT_COMPONENTS)
+    assert deployments == {*PROJECT_COMPONENTS, "operator"}
 
 
 def test_every_resource_carries_the_standard_labels(scenario: tuple[Path, list[Manifest]]) -> None:
@@ -335,8 +337,8 @@ def test_external_kafka_scenario(helm: str) -> None:
         if where.startswith("Pod/"):
             continue  # the test pod only talks HTTP to the API
         for container in spec.get("initContainers", []) + spec["containers"]:
-            if container["name"] == "api":
-                continue
+            if container["name"] in ("api", "operator"):
+                continue  # neither talks to Kafka
             ref = env_of(container)["KAFKA_SASL_PASSWORD"]["secretKeyRef"]
             assert ref == {"name": "volatility-kafka-credentials", "key": "password"}, where
 
@@ -460,7 +462,7 @@ def test_kafka_is_a_single_node_kraft_statefulset(helm: str) -> None:
 def test_network_policies(helm: str) -> None:
     docs = render(helm)
     policies = {component(p): p["spec"] for p in by_kind(docs, "NetworkPolicy").values()}
-    assert set(policies) == {*PROJECT_COMPONENTS, "kafka"}
+    assert set(policies) == {*PROJECT_COMPONENTS, "kafka", "operator"}
     release_pods = {"app.kubernetes.io/name": "volatility", "app.kubernetes.io/instance": RELEASE}
     (kafka_rule,) = policies["kafka"]["ingress"]
     assert kafka_rule["from"] == [{"podSelector": {"matchLabels": release_pods}}]
@@ -497,10 +499,12 @@ def test_one_component_change_touches_only_its_pod_template(helm: str) -> None:
             if d["kind"] in {"Deployment", "StatefulSet"}
         }
 
-    before = templates()
-    after = templates("--set", "consumer.modelVariant=ml")
-    changed = {name for name in before if before[name] != after[name]}
+    # A variant of its own for one scorer is a release without the operator.
+    alone = ("--set", "operator.enabled=false")
+    changed = {n for n, t in templates(*alone).items()
+               if templates(*alone, "--set", "consumer.modelVariant=ml")[n] != t}  # fmt: skip
     assert changed == {f"Deployment/{RELEASE}-volatility-consumer"}
+    before = templates()
     shared = templates("--set", "logLevel=DEBUG")
     changed_shared = {name for name in before if before[name] != shared[name]}
     assert changed_shared == {n for n in before if "kafka" not in n}, "checksum/config must roll"

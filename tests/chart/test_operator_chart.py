@@ -16,10 +16,13 @@ from tests.chart.test_chart_render import (
 ON = ("--set", "operator.enabled=true")
 
 
-def test_off_by_default_renders_nothing_of_the_operator(helm: str) -> None:  # noqa: F811
+def test_on_by_default_and_off_renders_nothing_of_the_operator(helm: str) -> None:  # noqa: F811
     docs = render(helm)
-    assert [d for d in docs if component(d) == "operator"] == []
-    assert by_kind(docs, "ModelVariant") == {}
+    assert f"{RELEASE}-volatility-operator" in by_kind(docs, "Deployment")
+    assert list(by_kind(docs, "ModelVariant")) == [f"{RELEASE}-volatility"]
+    off = render(helm, "--set", "operator.enabled=false")
+    assert [d for d in off if component(d) == "operator"] == []
+    assert by_kind(off, "ModelVariant") == {}
 
 
 def test_operator_runs_a_real_command_with_the_release_workloads(helm: str) -> None:  # noqa: F811

@@ -107,8 +107,6 @@ def rendered(helm: str, *extra: str) -> list[dict[str, Any]]:
             NAMESPACE,
             "--api-versions",
             "monitoring.coreos.com/v1",
-            "--set",
-            "operator.enabled=true",
             *extra,
         ],
         capture_output=True,

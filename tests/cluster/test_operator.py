@@ -24,6 +24,7 @@ from tests.cluster.operator_process import (
 )
 from tests.cluster.operator_release import (
     ACCOUNT,
+    CHART,
     NAME,
     RELEASE,
     WORKLOADS,
@@ -198,6 +199,57 @@ def test_apply_switches_to_ml_and_back_with_one_rollout_each(release: Release) -
     release.ready_on("baseline")
     assert release.mv()["metadata"]["generation"] == generation
     assert {r: release.deployment(r)["metadata"]["generation"] for r in WORKLOADS} == before
+
+
+def test_helm_upgrades_keep_a_kubectl_switch_and_switch_through_the_model_variant(
+    release: Release,
+) -> None:
+    """Helm and the operator both write the pod templates. An upgrade, even one that changes
+    the templates, keeps a switch made with kubectl (Helm's three-way merge would otherwise put
+    the chart's variant back, and the operator would roll again); an upgrade of `modelVariant`
+    switches through the ModelVariant, with one rollout."""
+    kube = release.kube
+    release.ready_on("baseline")
+    kube.kubectl(
+        "-n", release.ns, "patch", "mv", NAME, "--type", "merge",
+        "-p", json.dumps({"spec": {"variant": "ml"}}),
+    )  # fmt: skip
+    release.ready_on("ml")
+    generations = {r: release.deployment(r)["metadata"]["generation"] for r in WORKLOADS}
+    kube.helm(
+        "upgrade", RELEASE, str(CHART), "-n", release.ns, "--reuse-values",
+        "--set-string", "api.podAnnotations.example\\.org/touched=1",
+        "--set-string", "consumer.podAnnotations.example\\.org/touched=1",
+        "--wait", "--timeout=240s", timeout=300,
+    )  # fmt: skip
+    for role in WORKLOADS:
+        d = release.deployment(role)
+        assert d["spec"]["template"]["metadata"]["annotations"]["example.org/touched"] == "1"
+        assert release.template_variant(role) == "ml", role
+        # One rollout, the upgrade's: the variant was never put back for the operator to undo.
+        assert d["metadata"]["generation"] == generations[role] + 1, role
+    assert release.mv()["spec"]["variant"] == "ml"
+    release.ready_on("ml")
+    kube.kubectl(
+        "-n", release.ns, "patch", "mv", NAME, "--type", "merge",
+        "-p", json.dumps({"spec": {"variant": "baseline"}}),
+    )  # fmt: skip
+    release.ready_on("baseline")
+
+    # The chart's `modelVariant` changes: Helm patches the ModelVariant, the operator rolls.
+    for variant in ("ml", "baseline"):
+        generations = {r: release.deployment(r)["metadata"]["generation"] for r in WORKLOADS}
+        kube.helm(
+            "upgrade", RELEASE, str(CHART), "-n", release.ns, "--reuse-values",
+            "--set", f"modelVariant={variant}", "--wait", "--timeout=240s", timeout=300,
+        )  # fmt: skip
+        obj = release.ready_on(variant)
+        assert obj["spec"]["variant"] == variant
+        assert obj["status"]["history"][-1]["to"] == variant
+        for role in WORKLOADS:
+            assert release.template_variant(role) == variant, role
+            generation = release.deployment(role)["metadata"]["generation"]
+            assert generation == generations[role] + 1, role
 
 
 @pytest.mark.parametrize(

@@ -158,7 +158,7 @@ def test_every_pod_runs_on_the_real_node_under_restricted(release: Release) -> N
     assert labels["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     node = json.loads(kube.kubectl("get", "node", NODE_NAME, "-o", "json").stdout)
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
-    for component in ("kafka", "simulator", *STREAM, "api"):
+    for component in ("kafka", "simulator", *STREAM, "api", "operator"):
         pods = release.pods(component)
         assert pods, f"no {component} pod"
         for pod in pods:
@@ -356,6 +356,19 @@ def test_upgrade_of_the_model_variant_rolls_only_scorers_without_a_failed_reques
     with Load(base) as load:
         kube.helm("upgrade", RELEASE, str(CHART), "-n", release.ns, *release.values,
                   "--set", "modelVariant=ml", "--wait", "--timeout=5m", timeout=360)  # fmt: skip
+        # Helm changed the release's ModelVariant; the operator (on by default) rolls the pods.
+        path = f"/apis/volatility.dev/v1alpha1/namespaces/{release.ns}/modelvariants/{FULLNAME}"
+
+        def model_variant_ready_on_ml() -> bool:
+            obj = kube.plane.api("GET", path)
+            status = obj.get("status") or {}
+            return bool(
+                status.get("phase") == "Ready"
+                and status.get("variant") == "ml"
+                and status.get("observedGeneration") == obj["metadata"]["generation"]
+            )
+
+        eventually(model_variant_ready_on_ml, "the ModelVariant Ready on ml", 180)
 
         # Keep sending until the old pods are gone, not only until the new ones are ready.
         def old_api_pods_gone() -> bool:

@@ -42,8 +42,7 @@ def release(node_cluster: NodeCluster) -> Iterator[Release]:
     kafka, base_values = node_values(node_cluster)
     rel = Release(node_cluster, ns, kafka)
     rel.values = [
-        *base_values,
-        "--set", "operator.enabled=true",
+        *base_values,  # the operator is on by default
         "--set", "consumer.replicaCount=2",
         "--set", "operator.modelVariant.progressDeadlineSeconds=300",
     ]  # fmt: skip

@@ -103,6 +103,29 @@ app.kubernetes.io/part-of: volatility
 {{- end }}
 
 {{/*
+The variant in a scorer's pod template; takes (dict "ctx" $ "component" "api" "values" ...).
+When the release's ModelVariant governs the scorers, the operator owns MODEL_VARIANT once the
+Deployment exists: an upgrade keeps what the live template runs, so that Helm's three-way merge
+never undoes a switch made with kubectl (an upgrade that changes `modelVariant` still switches,
+through the ModelVariant). On install, and without a cluster to ask (helm template), the values.
+*/}}
+{{- define "volatility.templateVariant" -}}
+{{- $variant := include "volatility.modelVariant" . }}
+{{- $op := .ctx.Values.operator }}
+{{- if and $op.enabled $op.modelVariant.create }}
+{{- $live := lookup "apps/v1" "Deployment" .ctx.Release.Namespace (include "volatility.componentName" .) }}
+{{- range (dig "spec" "template" "spec" "containers" list $live) }}
+{{- range (get . "env" | default list) }}
+{{- if and (eq (get . "name") "MODEL_VARIANT") (get . "value") }}
+{{- $variant = get . "value" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $variant }}
+{{- end }}
+
+{{/*
 Kafka bootstrap address: the bundled broker's client Service, or the external cluster. Fails
 the render when neither is available.
 */}}

@@ -351,13 +351,13 @@ spec:
 {{- end }}
 
 {{/*
-Model selection of a scoring component; takes (dict "ctx" $ "values" .Values.<component>).
+Model selection of a scoring component; takes (dict "ctx" $ "component" ... "values" .Values.<component>).
 Inline in each Deployment, not in the shared ConfigMap, so that switching one component's
 variant rolls only that component.
 */}}
 {{- define "volatility.modelEnv" -}}
 - name: MODEL_VARIANT
-  value: {{ include "volatility.modelVariant" . | quote }}
+  value: {{ include "volatility.templateVariant" . | quote }}
 {{- with .values.modelDir }}
 - name: MODEL_DIR
   value: {{ . | quote }}
