@@ -47,6 +47,13 @@ class Release:
         }
         return self.kube.kubectl("apply", "-f", "-", input=json.dumps(manifest), check=check)
 
+    def patch_variant(self, variant: str) -> None:
+        """The README's rollback command: `kubectl patch mv ... --type merge`."""
+        self.kube.kubectl(
+            "-n", self.ns, "patch", "mv", NAME, "--type", "merge",
+            "-p", json.dumps({"spec": {"variant": variant}}),
+        )  # fmt: skip
+
     def events(self) -> list[dict[str, Any]]:
         out = self.kube.kubectl(
             "get", "events", "-n", self.ns, "-o", "json",

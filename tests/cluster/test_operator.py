@@ -168,10 +168,7 @@ def test_apply_switches_to_ml_and_back_with_one_rollout_each(release: Release) -
         if variant == "ml":
             release.apply({"variant": variant})
         else:  # the README's rollback command
-            release.kube.kubectl(
-                "-n", release.ns, "patch", "mv", NAME, "--type", "merge",
-                "-p", json.dumps({"spec": {"variant": variant}}),
-            )  # fmt: skip
+            release.patch_variant(variant)
         obj = release.ready_on(variant)
         elapsed = time.monotonic() - start
         print(f"kubectl apply -> Ready on {variant}: {elapsed:.2f}s (kwok pods)")
@@ -210,10 +207,7 @@ def test_helm_upgrades_keep_a_kubectl_switch_and_switch_through_the_model_varian
     switches through the ModelVariant, with one rollout."""
     kube = release.kube
     release.ready_on("baseline")
-    kube.kubectl(
-        "-n", release.ns, "patch", "mv", NAME, "--type", "merge",
-        "-p", json.dumps({"spec": {"variant": "ml"}}),
-    )  # fmt: skip
+    release.patch_variant("ml")
     release.ready_on("ml")
     generations = {r: release.deployment(r)["metadata"]["generation"] for r in WORKLOADS}
     kube.helm(
@@ -230,10 +224,7 @@ def test_helm_upgrades_keep_a_kubectl_switch_and_switch_through_the_model_varian
         assert d["metadata"]["generation"] == generations[role] + 1, role
     assert release.mv()["spec"]["variant"] == "ml"
     release.ready_on("ml")
-    kube.kubectl(
-        "-n", release.ns, "patch", "mv", NAME, "--type", "merge",
-        "-p", json.dumps({"spec": {"variant": "baseline"}}),
-    )  # fmt: skip
+    release.patch_variant("baseline")
     release.ready_on("baseline")
 
     # The chart's `modelVariant` changes: Helm patches the ModelVariant, the operator rolls.

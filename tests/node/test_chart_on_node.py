@@ -312,9 +312,9 @@ class Load:
     """Predictions against the API Service at a steady ``rate`` per second, one at a time, in a
     thread; counts every outcome.
 
-    Paced rather than as fast as the machine allows: on two shared cores an unpaced loop takes
-    a core of its own (client and API pods together) and the switch it accompanies would time
-    that contention, not the switch."""
+    Paced rather than as fast as the machine allows: unpaced, it sends about three times as
+    many, and on two shared cores the switch it accompanies would time that contention (client
+    and API pods), not the switch."""
 
     def __init__(self, base: str, rate: float = LOAD_RATE) -> None:
         self.base = base
