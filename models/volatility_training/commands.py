@@ -7,7 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from volatility_training.labels import DEFAULT_HORIZON, DEFAULT_QUANTILE, DEFAULT_REGIME_SECONDS
+from volatility.scoring.target_defaults import (
+    DEFAULT_HORIZON,
+    DEFAULT_QUANTILE,
+    DEFAULT_REGIME_SECONDS,
+)
 
 DEFAULT_MODELS = Path("models/artifacts")
 

@@ -14,8 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from volatility_training.commands import DEFAULT_MODELS, add_data_argument
 
 DEFAULT_TRAINING_DATA = Path("../shared/data/coinbase")
@@ -59,6 +57,7 @@ def training_paths(models: Path, folder: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     # Evidently's usage telemetry lives in its UI service; keep it off whatever it imports.
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    import numpy as np
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset

@@ -24,13 +24,15 @@ from __future__ import annotations
 import numpy as np
 
 from volatility.scoring.target import (
-    DEFAULT_HORIZON,
-    DEFAULT_QUANTILE,
-    DEFAULT_REGIME_SECONDS,
     MIN_REGIME_SECONDS,
     LabelSpec,
     regime_levels,
     spike_labels,
+)
+from volatility.scoring.target_defaults import (
+    DEFAULT_HORIZON,
+    DEFAULT_QUANTILE,
+    DEFAULT_REGIME_SECONDS,
 )
 from volatility_training.dataset import Dataset
 

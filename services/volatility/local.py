@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from volatility.pacing import parse_speed
-from volatility.settings import DEFAULT_MAX_SKEW_SECONDS
+from volatility.ticks import DEFAULT_MAX_SKEW_SECONDS
 
 if TYPE_CHECKING:
     from volatility.exchange.client import ExchangeClient

@@ -20,13 +20,12 @@ from volatility.names import (
     TOPIC_TICKS,
     VariantName,
 )
+from volatility.ticks import DEFAULT_MAX_SKEW_SECONDS
 
 #: Event time the featurizer re-reads to rebuild a partition's state: enough for every product's
 #: vectors to be bit-identical to those of the run that was interrupted (the engine's
 #: convergence bound), plus a margin for products whose stream lags the partition's.
 DEFAULT_REBUILD_SECONDS = float(CONVERGENCE_SECONDS + 30)
-#: How far ahead of its stream (or its ingest time) a record may be before it is set aside.
-DEFAULT_MAX_SKEW_SECONDS = 300.0
 
 # Shipped models: models/artifacts in a checkout; images set MODEL_DIR.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "artifacts"

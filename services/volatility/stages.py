@@ -18,8 +18,8 @@ from volatility.features.engine import DUPLICATE
 from volatility.features.engine import LATE as LATE_TICK
 from volatility.messages import Prediction
 from volatility.scoring.model import Model
-from volatility.settings import DEFAULT_MAX_SKEW_SECONDS, DEFAULT_REBUILD_SECONDS
-from volatility.ticks import StreamRecord, Watermark
+from volatility.settings import DEFAULT_REBUILD_SECONDS
+from volatility.ticks import DEFAULT_MAX_SKEW_SECONDS, StreamRecord, Watermark
 
 #: Why the featurizer sets a ticks-topic record aside (dead-letter ``reason`` header values).
 UNKNOWN_PRODUCT = "unknown_product"  # not one of the configured products

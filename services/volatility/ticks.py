@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+#: How far ahead of its stream (or its ingest time) a record may be before it is set aside.
+DEFAULT_MAX_SKEW_SECONDS = 300.0
+
 
 class Tick(NamedTuple):
     """A validated ticker update.

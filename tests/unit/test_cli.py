@@ -9,7 +9,10 @@ import pytest
 
 from volatility.cli import COMMANDS, build_parser
 
-HEAVY = ("onnxruntime", "confluent_kafka", "sklearn", "skl2onnx", "fastapi", "websockets", "rich")
+HEAVY = (
+    "onnxruntime", "confluent_kafka", "sklearn", "skl2onnx", "fastapi", "websockets", "rich",
+    "numpy", "pydantic",
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", [c.name for c in COMMANDS])

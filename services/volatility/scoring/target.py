@@ -16,10 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from volatility.features.spec import WINDOWS
+from volatility.scoring.target_defaults import (
+    DEFAULT_HORIZON,
+    DEFAULT_QUANTILE,
+    DEFAULT_REGIME_SECONDS,
+)
 
-DEFAULT_HORIZON = 60
-DEFAULT_QUANTILE = 0.9
-DEFAULT_REGIME_SECONDS = 600
 MIN_REGIME_SECONDS = 600
 
 
