@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--probe-pods",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="ask every pod what it serves (API /version, consumer model-info metric) before "
+        help="ask every pod what it serves (GET /version: API and consumer) before "
         "reporting Ready; --no-probe-pods trusts the pod template and readiness (default: on)",
     )
     parser.add_argument(

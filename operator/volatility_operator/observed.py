@@ -16,7 +16,8 @@ from volatility_operator.resource import VARIANT_ENV, Role
 
 @dataclass(frozen=True)
 class Report:
-    """What a pod says it serves (API: /version; consumer: its model-info metric)."""
+    """What a pod says it serves (GET /version: the API on its http port, the consumer on its
+    metrics port)."""
 
     variant: str | None
     version: str | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import signal
 import sys
@@ -65,12 +66,21 @@ def install_signal_handlers() -> threading.Event:
 
 
 class Health:
-    """Liveness is a heartbeat from the main loop; readiness is set by the service."""
+    """Liveness is a heartbeat from the main loop; readiness is set by the service; what it
+    runs (``/version``) is described by the service once it knows."""
 
     def __init__(self, stall_after: float = 60.0) -> None:
         self._beat = time.monotonic()
         self._ready = False
         self._stall_after = stall_after
+        self._info: dict[str, Any] = {}
+
+    def describe(self, **info: Any) -> None:
+        self._info = {**self._info, **info}  # one reference swap: readers see old or new
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self._info
 
     def beat(self) -> None:
         self._beat = time.monotonic()
@@ -88,13 +98,18 @@ class Health:
 
 
 def serve_health_and_metrics(port: int, health: Health) -> ThreadingHTTPServer:
-    """/metrics (Prometheus), /healthz and /readyz on ``port``, in a daemon thread."""
+    """/metrics (Prometheus), /healthz, /readyz and /version (JSON: what the service runs, e.g.
+    the consumer's model; 503 until it is described) on ``port``, in a daemon thread."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
                 body, status, ctype = generate_latest(), 200, CONTENT_TYPE_LATEST
+            elif self.path == "/version":
+                info = health.info
+                body = json.dumps(info or {"detail": "starting"}).encode()
+                status, ctype = (200 if info else 503), "application/json"
             elif self.path == "/healthz":
                 ok = health.alive
                 body, status, ctype = (

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from volatility import __version__
 from volatility.pacing import parse_speed
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def _start(service: str) -> tuple[threading.Event, Health]:
     configure_logging(runtime, service)
     stop = install_signal_handlers()
     health = Health()
+    health.describe(service=service, package_version=__version__)
     serve_health_and_metrics(runtime.metrics_port, health)
     return stop, health
 
@@ -221,6 +223,14 @@ def run_consume(args: argparse.Namespace) -> int:
             log.error(f"shadow model: {exc} (set MODEL_SHADOW=false to run without it)")
             return 2
     monitor = ModelMonitor(model.contract, shadow.contract if shadow else None)
+    # What GET /version answers (the operator asks it to learn what this pod serves).
+    health.describe(
+        variant=model.contract.variant,
+        model_version=model.contract.version,
+        model_sha256=model.info.sha256,
+        threshold=model.contract.threshold,
+        shadow_variant=shadow.contract.variant if shadow else None,
+    )
     try:
         bus = _kafka_bus(
             (topics.topic_features, topics.topic_predictions, topics.topic_deadletter), "consumer"

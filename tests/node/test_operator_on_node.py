@@ -1,7 +1,7 @@
 """The ModelVariant operator as the chart deploys it, in its own pod on the real node: it asks
-every API and consumer pod what it serves (GET /version on the pod IP, the consumer's
-model-info metric) before it reports Ready. It reaches the API server through the `kubernetes`
-Service with its ServiceAccount's token, as in any cluster; the chart's RBAC is all it has.
+every API and consumer pod what it serves (GET /version on the pod IP) before it reports
+Ready. It reaches the API server through the `kubernetes` Service with its ServiceAccount's
+token, as in any cluster; the chart's RBAC is all it has.
 
 Switches baseline -> ml -> baseline, each from a settled release, under a steady load of
 predictions through the API's Service (`LOAD_RATE` per second): no request may fail. Prints the
@@ -12,7 +12,6 @@ the machine's CPUs were meanwhile.
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -83,35 +82,17 @@ def is_ready_on(variant: str) -> Callable[[dict[str, Any]], bool]:
 
 
 def served(release: Release) -> dict[str, str | None]:
-    """What every live API and consumer pod reports it serves, asked on its pod IP."""
+    """What every live API and consumer pod reports it serves: GET /version on its pod IP (the
+    API's HTTP port, the consumer's metrics port)."""
     out: dict[str, str | None] = {}
-    for pod in release.pods("api"):
-        ip = pod["status"].get("podIP")
-        try:
-            out[pod["metadata"]["name"]] = json.loads(fetch(f"http://{ip}:8000/version", 2))[
-                "variant"
-            ]
-        except (OSError, ValueError, KeyError):
-            out[pod["metadata"]["name"]] = None
-    for pod in release.pods("consumer"):
-        ip = pod["status"].get("podIP")
-        try:
-            text = fetch(f"http://{ip}:9000/metrics", 2)
-            out[pod["metadata"]["name"]] = model_info_variant(text)
-        except (OSError, ValueError):
-            out[pod["metadata"]["name"]] = None
+    for component, port in (("api", 8000), ("consumer", 9000)):
+        for pod in release.pods(component):
+            url = f"http://{pod['status'].get('podIP')}:{port}/version"
+            try:
+                out[pod["metadata"]["name"]] = json.loads(fetch(url, 2))["variant"]
+            except (OSError, ValueError, KeyError):
+                out[pod["metadata"]["name"]] = None
     return out
-
-
-MODEL_INFO = re.compile(r'^volatility_model_info\{[^}]*model_variant="(\w+)"[^}]*\} 1(\.0)?$', re.M)
-
-
-def model_info_variant(text: str) -> str | None:
-    """The variant in the consumer's model-info gauge. A line scan, not the exposition parser:
-    the switch measurement asks ten times a second, and parsing every series each time took
-    CPU from the pods being timed."""
-    found = MODEL_INFO.search(text)
-    return found.group(1) if found else None
 
 
 def wait_settled(release: Release, timeout: float = 180.0) -> None:

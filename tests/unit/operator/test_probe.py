@@ -1,5 +1,5 @@
 """Pod probes read what the real services report: `volatility serve` and the consumer's
-metrics endpoint, each running here on loopback."""
+health server, each running here on loopback."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
 
-from volatility import metrics
 from volatility.runtime import Health, serve_health_and_metrics
-from volatility_operator.observed import serving
-from volatility_operator.probe import MODEL_INFO_METRIC, parse_model_info, probe_pod
+from volatility_operator.observed import Report, serving
+from volatility_operator.probe import parse_version, probe_pod
 
 
 def _port() -> int:
@@ -75,32 +73,30 @@ def test_api_pod_reports_its_variant_and_version(api_ml: int) -> None:
     assert report.version == version["model_version"]
 
 
-def test_consumer_pod_reports_through_its_model_info_metric() -> None:
-    assert metrics.MODEL_INFO._name == MODEL_INFO_METRIC  # one name, the services' own
-    metrics.MODEL_INFO.clear()  # what in-process consumer loops of other tests left behind
-    metrics.MODEL_INFO.labels("consumer", "ml", "probe-test-7").set(1)
+def test_consumer_pod_reports_through_its_metrics_port_version() -> None:
+    """The consumer's health server answers /version with what the service described; until
+    the model is loaded the pod has nothing to report."""
+    health = Health()
     port = _port()
-    server = serve_health_and_metrics(port, Health())
+    server = serve_health_and_metrics(port, health)
     try:
+        starting = probe_pod(_pod("metrics", port), "consumer")
+        health.describe(service="consumer", variant="ml", model_version="probe-test-7")
         report = probe_pod(_pod("metrics", port), "consumer")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=5) as r:
+            doc = json.load(r)
     finally:
         server.shutdown()
-        metrics.MODEL_INFO.remove("consumer", "ml", "probe-test-7")
+    assert starting.variant is None and "503" in (starting.error or "")
     assert (report.variant, report.version, report.error) == ("ml", "probe-test-7", None)
+    assert doc == {"service": "consumer", "variant": "ml", "model_version": "probe-test-7"}
 
 
-def test_model_info_parsing_of_a_real_exposition() -> None:
-    metrics.MODEL_INFO.clear()  # what in-process consumer loops of other tests left behind
-    metrics.MODEL_INFO.labels("consumer", "baseline", "b-1").set(1)
-    metrics.MODEL_INFO.labels("other", "ml", "x").set(1)
-    try:
-        text = generate_latest().decode()
-    finally:
-        metrics.MODEL_INFO.remove("consumer", "baseline", "b-1")
-        metrics.MODEL_INFO.remove("other", "ml", "x")
-    report = parse_model_info(text)
-    assert (report.variant, report.version) == ("baseline", "b-1")
-    assert parse_model_info("").error is not None
+def test_an_answer_that_is_not_a_version_is_an_error() -> None:
+    assert parse_version(b'{"variant": "ml", "model_version": "v"}') == Report("ml", "v")
+    for body in (b"[1]", b"not json"):
+        with pytest.raises(ValueError):
+            parse_version(body)
 
 
 def test_an_unreachable_pod_gives_an_error_not_an_exception() -> None:
