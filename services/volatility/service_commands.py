@@ -99,8 +99,7 @@ def _kafka_bus(topics: tuple[str, ...], service: str) -> KafkaBus:
         from volatility.bus.admin import create_topics
         from volatility.settings import TopicSettings
 
-        for topic, outcome in create_topics(settings, topics=TopicSettings().all_topics).items():
-            log.info("topic %s %s", topic, outcome, extra={"topic": topic, "outcome": outcome})
+        create_topics(settings, topics=TopicSettings().all_topics)
     bus = KafkaBus(settings, consumer_settings=KafkaConsumerSettings(), service=service)
     bus.check_topics(topics)
     return bus
@@ -346,12 +345,8 @@ def run_kafka(args: argparse.Namespace) -> int:
 
     configure_logging(RuntimeSettings(), "kafka-init")
     try:
-        outcome = create_topics(
-            KafkaSettings(), timeout=args.timeout, topics=TopicSettings().all_topics
-        )
+        create_topics(KafkaSettings(), timeout=args.timeout, topics=TopicSettings().all_topics)
     except (BusUnavailableError, TimeoutError) as exc:
         log.error(str(exc))
         return 2
-    for topic, result in outcome.items():
-        log.info("topic %s %s", topic, result, extra={"topic": topic, "outcome": result})
     return 0

@@ -86,6 +86,12 @@ class Release:
         items: list[dict[str, Any]] = self.cluster.kube.plane.api("GET", path)["items"]
         return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
+    def model_variant(self) -> dict[str, Any]:
+        """The release's ModelVariant (the chart creates it with the operator, by default)."""
+        path = f"/apis/volatility.dev/v1alpha1/namespaces/{self.ns}/modelvariants/{FULLNAME}"
+        obj: dict[str, Any] = self.cluster.kube.plane.api("GET", path)
+        return obj
+
     def service_url(self, component: str, port_name: str) -> str:
         svc = self.get("service", f"{FULLNAME}-{component}")
         port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == port_name)
@@ -95,6 +101,20 @@ class Release:
         """Sum of a sample over its labels, scraped through the component's Service."""
         text = fetch(self.service_url(component, "metrics") + "/metrics")
         return sum(value for _, value in samples(text, sample))
+
+
+def is_ready_on(variant: str) -> Callable[[dict[str, Any]], bool]:
+    """A ModelVariant that reports Ready on ``variant`` for its current spec."""
+
+    def check(obj: dict[str, Any]) -> bool:
+        status = obj.get("status") or {}
+        return bool(
+            status.get("phase") == "Ready"
+            and status.get("variant") == variant
+            and status.get("observedGeneration") == obj["metadata"]["generation"]
+        )
+
+    return check
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -357,18 +377,8 @@ def test_upgrade_of_the_model_variant_rolls_only_scorers_without_a_failed_reques
         kube.helm("upgrade", RELEASE, str(CHART), "-n", release.ns, *release.values,
                   "--set", "modelVariant=ml", "--wait", "--timeout=5m", timeout=360)  # fmt: skip
         # Helm changed the release's ModelVariant; the operator (on by default) rolls the pods.
-        path = f"/apis/volatility.dev/v1alpha1/namespaces/{release.ns}/modelvariants/{FULLNAME}"
-
-        def model_variant_ready_on_ml() -> bool:
-            obj = kube.plane.api("GET", path)
-            status = obj.get("status") or {}
-            return bool(
-                status.get("phase") == "Ready"
-                and status.get("variant") == "ml"
-                and status.get("observedGeneration") == obj["metadata"]["generation"]
-            )
-
-        eventually(model_variant_ready_on_ml, "the ModelVariant Ready on ml", 180)
+        on_ml = is_ready_on("ml")
+        eventually(lambda: on_ml(release.model_variant()), "the ModelVariant Ready on ml", 180)
 
         # Keep sending until the old pods are gone, not only until the new ones are ready.
         def old_api_pods_gone() -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,9 @@ from tests.node.test_chart_on_node import (
     RELEASE,
     Load,
     Release,
+    eventually,
     fetch,
+    is_ready_on,
     node_values,
 )
 
@@ -63,24 +65,6 @@ def operator_log(release: Release) -> str:
     return str(result.stdout)
 
 
-def model_variant(release: Release) -> dict[str, Any]:
-    path = f"/apis/volatility.dev/v1alpha1/namespaces/{release.ns}/modelvariants/{FULLNAME}"
-    obj: dict[str, Any] = release.cluster.kube.plane.api("GET", path)
-    return obj
-
-
-def is_ready_on(variant: str) -> Callable[[dict[str, Any]], bool]:
-    def check(obj: dict[str, Any]) -> bool:
-        status = obj.get("status") or {}
-        return bool(
-            status.get("phase") == "Ready"
-            and status.get("variant") == variant
-            and status.get("observedGeneration") == obj["metadata"]["generation"]
-        )
-
-    return check
-
-
 def served(release: Release) -> dict[str, str | None]:
     """What every live API and consumer pod reports it serves: GET /version on its pod IP (the
     API's HTTP port, the consumer's metrics port)."""
@@ -95,18 +79,16 @@ def served(release: Release) -> dict[str, str | None]:
     return out
 
 
-def wait_settled(release: Release, timeout: float = 180.0) -> None:
+def wait_settled(release: Release) -> None:
     """Until no pod of the release is terminating: a switch starts from a settled release, not
     in the wake of the one before it (old pods still draining and shutting down)."""
     path = f"/api/v1/namespaces/{release.ns}/pods"
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def settled() -> bool:
         items = release.cluster.kube.plane.api("GET", path)["items"]
-        leaving = [p["metadata"]["name"] for p in items if p["metadata"].get("deletionTimestamp")]
-        if not leaving:
-            return
-        assert time.monotonic() < deadline, f"still terminating after {timeout:.0f}s: {leaving}"
-        time.sleep(0.5)  # poll against the deadline
+        return not any(p["metadata"].get("deletionTimestamp") for p in items)
+
+    eventually(settled, "no pod of the release terminating", 180)
 
 
 class CpuUse:
@@ -162,7 +144,7 @@ def timeline(release: Release, since: float) -> str:
 
 def test_the_operator_finds_every_pod_serving_the_chart_variant(release: Release) -> None:
     deadline = time.monotonic() + 120
-    while not is_ready_on("baseline")(obj := model_variant(release)):
+    while not is_ready_on("baseline")(obj := release.model_variant()):
         assert time.monotonic() < deadline, obj.get("status")
         time.sleep(0.5)  # poll against the deadline
     assert "reported by every pod" in obj["status"]["message"], obj["status"]["message"]
@@ -184,12 +166,12 @@ def test_a_switch_under_load_fails_no_request(release: Release, variant: str) ->
         last_pod = ready_at = None
         while ready_at is None or last_pod is None:
             now = time.monotonic()
-            assert now - start < 300, (model_variant(release).get("status"), served(release))
+            assert now - start < 300, (release.model_variant().get("status"), served(release))
             if last_pod is None:
                 reports = served(release)
                 if reports and all(v == variant for v in reports.values()):
                     last_pod = time.monotonic() - start
-            if ready_at is None and is_ready_on(variant)(model_variant(release)):
+            if ready_at is None and is_ready_on(variant)(release.model_variant()):
                 ready_at = time.monotonic() - start
             time.sleep(0.1)  # sampling period of the measurement
         # Old API pods keep answering new connections during their preStop sleep, until the
@@ -211,7 +193,7 @@ def test_a_switch_under_load_fails_no_request(release: Release, variant: str) ->
     )
     assert load.ok > 20
     assert not load.failures, load.failures[:10]
-    obj = model_variant(release)
+    obj = release.model_variant()
     assert "reported by every pod" in obj["status"]["message"]
 
 

@@ -18,7 +18,7 @@ PIPELINE_TOPICS = (TOPIC_TICKS, TOPIC_FEATURES, TOPIC_PREDICTIONS, TOPIC_DEADLET
 def create_topics(
     settings: KafkaSettings, timeout: float = 30.0, topics: Sequence[str] = PIPELINE_TOPICS
 ) -> dict[str, str]:
-    """Create missing topics; return each topic's outcome ("created" or "exists").
+    """Create missing topics; log and return each topic's outcome ("created" or "exists").
 
     Partitions, replication and retention come from settings; an existing topic is left as it
     is (partitions are never changed here: that would move keys between partitions).
@@ -39,7 +39,7 @@ def create_topics(
     outcome = {t: "exists" for t in topics if t in existing}
     missing = [t for t in topics if t not in existing]
     if not missing:
-        return outcome
+        return _logged(outcome)
     futures = admin.create_topics(
         [
             NewTopic(
@@ -61,6 +61,12 @@ def create_topics(
                 raise
             outcome[topic] = "exists"
     _wait_for_leaders(admin, missing, time.monotonic() + timeout)
+    return _logged(outcome)
+
+
+def _logged(outcome: dict[str, str]) -> dict[str, str]:
+    for topic, result in outcome.items():
+        log.info("topic %s %s", topic, result, extra={"topic": topic, "outcome": result})
     return outcome
 
 
